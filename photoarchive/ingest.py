@@ -1,0 +1,268 @@
+"""Finding the scans of an archive folder, naming them, unpacking ZIPs safely, and checking each file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import stat
+import unicodedata
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+from photoarchive.imageio import IMAGE_SUFFIXES, ImageRejected, read_scan
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_SUFFIXES = (".zip",)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file of the archive (a plain file, or a member of a ZIP in the input folder)."""
+
+    photo_id: str  # stable, unique, filesystem-safe
+    relpath: str  # path relative to the input folder; ZIP members: "box.zip/inner/path.jpg"
+    archive: str | None = None  # relative path of the ZIP holding it, if any
+    member: str | None = None  # the member's name inside the ZIP
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.relpath).suffix.lower()
+
+    @property
+    def is_image(self) -> bool:
+        return self.suffix in IMAGE_SUFFIXES
+
+
+def photo_id(relpath: str) -> str:
+    """A filesystem-safe, stable id for a relative path: readable slug + 8 hex digits of its hash.
+
+    Two `img001.jpg` in different folders, names with spaces or non-ASCII characters, all get
+    distinct ids; the same path always gets the same id.
+    """
+    ascii_name = unicodedata.normalize("NFKD", relpath).encode("ascii", "ignore").decode()
+    slug = _UNSAFE.sub("_", ascii_name.replace("/", "__")).strip("._-")[:60] or "photo"
+    digest = hashlib.sha1(relpath.encode("utf-8")).hexdigest()[:8]
+    return f"{slug}-{digest}"
+
+
+def archive_id(relpath: str) -> str:
+    """The id of a ZIP archive's unpack folder."""
+    return photo_id(relpath)
+
+
+def discover_sources(input_dir: Path, skip: tuple[Path, ...] = ()) -> list[Source]:
+    """All files under `input_dir` (recursively) plus the members of ZIPs in it, sorted by path.
+
+    Hidden files and folders (names starting with '.') and paths in `skip` (e.g. the metadata CSV)
+    are left out. Symbolic links are not followed. Only the ZIP's directory is read here, nothing
+    is extracted.
+    """
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise FileNotFoundError(
+            f"input folder {input_dir} does not exist; set input_dir in config.yaml or pass "
+            "--config input_dir=/path/to/scans"
+        )
+    skipped = {p.resolve() for p in skip}
+    sources: list[Source] = []
+    for path in sorted(input_dir.rglob("*")):
+        rel = path.relative_to(input_dir)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_symlink() or not path.is_file() or path.resolve() in skipped:
+            continue
+        relpath = rel.as_posix()
+        if path.suffix.lower() in ARCHIVE_SUFFIXES:
+            sources.extend(_zip_sources(path, relpath))
+        else:
+            sources.append(Source(photo_id(relpath), relpath))
+    return sources
+
+
+def _zip_sources(path: Path, relpath: str) -> list[Source]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [info.filename for info in zf.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, OSError):
+        # The archive itself becomes one (failed) source so the manifest accounts for it.
+        return [Source(photo_id(relpath), relpath)]
+    return [
+        Source(photo_id(f"{relpath}/{name}"), f"{relpath}/{name}", archive=relpath, member=name)
+        for name in names
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Safe ZIP unpacking
+
+
+@dataclass
+class ZipLimits:
+    max_total_mb: float = 2048  # total uncompressed size of all extracted members
+    max_member_mb: float = 1024
+    max_ratio: float = 200  # uncompressed / compressed size per member (zip-bomb guard)
+    max_members: int = 10000
+
+
+def unpack_archive(zip_path: Path, dest: Path, limits: ZipLimits) -> dict[str, dict]:
+    """Extract the image members of `zip_path` into `dest`, refusing anything unsafe.
+
+    Returns {member name: {"status": "ok" | "failed", "reason", "path"}}. Members are written under
+    `dest` only: absolute names, `..` components, symbolic links, encrypted entries, nested
+    archives, oversized or over-compressed members are refused with a reason, never extracted.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    total = 0
+    with zipfile.ZipFile(zip_path) as zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        for count, info in enumerate(infos):
+            name = info.filename
+            reason = _refusal(info, limits)
+            if reason is None and count >= limits.max_members:
+                reason = f"archive has more than {limits.max_members} members (ingest.zip.max_members)"
+            if reason is None and total + info.file_size > limits.max_total_mb * 2**20:
+                reason = f"archive would unpack to more than {limits.max_total_mb:g} MB (ingest.zip.max_total_mb)"
+            if reason is not None:
+                results[name] = {"status": "failed", "reason": reason, "path": None}
+                continue
+            target = dest / _safe_member_path(name)
+            try:
+                _extract_member(zf, info, target, limits)
+            except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, EOFError) as exc:
+                target.unlink(missing_ok=True)
+                results[name] = {"status": "failed", "reason": f"could not extract from the ZIP: {exc}",
+                                 "path": None}
+                continue
+            total += info.file_size
+            results[name] = {"status": "ok", "reason": "", "path": str(target.relative_to(dest))}
+    return results
+
+
+def _refusal(info: zipfile.ZipInfo, limits: ZipLimits) -> str | None:
+    name = info.filename
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "ZIP entry has an absolute path; refused so nothing is written outside the work area"
+    if ".." in parts:
+        return "ZIP entry path escapes the archive ('..'); refused"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "ZIP entry is a symbolic link; refused"
+    if info.flag_bits & 0x1:
+        return "ZIP entry is encrypted; decrypt the archive and add the files directly"
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in ARCHIVE_SUFFIXES:
+        return "nested archive inside a ZIP; unpack it and add its files directly"
+    if suffix not in IMAGE_SUFFIXES:
+        return f"not a supported image type ({suffix or 'no extension'})"
+    if info.file_size > limits.max_member_mb * 2**20:
+        return f"ZIP entry unpacks to {info.file_size / 2**20:.0f} MB, over ingest.zip.max_member_mb"
+    if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
+        return (f"ZIP entry compression ratio {info.file_size / info.compress_size:.0f}:1 exceeds "
+                f"{limits.max_ratio:g}:1 (zip-bomb guard, ingest.zip.max_ratio)")
+    return None
+
+
+def _safe_member_path(name: str) -> Path:
+    parts = [_UNSAFE.sub("_", p) or "_" for p in PurePosixPath(name.replace("\\", "/")).parts]
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+    stem = Path(*parts)
+    return stem.with_name(f"{stem.stem}-{digest}{stem.suffix}")
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, limits: ZipLimits) -> None:
+    """Stream one member out, stopping if it produces more bytes than its header declared."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    budget = min(info.file_size, limits.max_member_mb * 2**20)
+    written = 0
+    with zf.open(info) as src, open(target, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            written += len(chunk)
+            if written > budget:
+                raise ValueError("ZIP entry is larger than its header declares; refused")
+            dst.write(chunk)
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-file check: what the dedup stage and the manifest need to know about every input
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class IngestRecord:
+    photo_id: str
+    source: str  # relative path in the input folder
+    status: str  # "ok" | "failed"
+    reason: str = ""
+    sha256: str = ""
+    width: int = 0
+    height: int = 0
+    bit_depth: int = 0
+    mode: str = ""
+    phash: str = ""  # hex perceptual hash of the upright image
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> IngestRecord:
+        data = json.loads(text)
+        data["notes"] = tuple(data.get("notes", ()))
+        return cls(**data)
+
+
+def inspect_file(source: Source, path: Path | None, max_pixels: int, max_file_mb: float,
+                 hash_size: int = 8, refusal: str = "") -> IngestRecord:
+    """Check one input file: hashes, size, and whether it decodes; never raises for bad input."""
+    record = IngestRecord(photo_id=source.photo_id, source=source.relpath, status="failed")
+    if refusal:
+        record.reason = refusal
+        return record
+    if not source.is_image:
+        record.reason = f"not a supported image type ({source.suffix or 'no extension'})"
+        if source.suffix in ARCHIVE_SUFFIXES:
+            record.reason = "damaged ZIP archive: it cannot be opened"
+        if path is not None and path.exists():
+            record.sha256 = file_sha256(path)
+        return record
+    assert path is not None
+    record.sha256 = file_sha256(path)
+    if path.stat().st_size > max_file_mb * 2**20:
+        record.reason = f"file is {path.stat().st_size / 2**20:.0f} MB, over ingest.max_file_mb"
+        return record
+    try:
+        scan = read_scan(path, max_pixels)
+    except ImageRejected as exc:
+        record.reason = str(exc)
+        return record
+    except MemoryError:
+        record.reason = "not enough memory to decode this scan"
+        return record
+    record.status = "ok"
+    record.height, record.width = scan.shape
+    record.bit_depth, record.mode, record.notes = scan.bit_depth, scan.mode, tuple(scan.notes)
+    record.phash = perceptual_hash(scan.pixels, hash_size)
+    return record
+
+
+def perceptual_hash(pixels: np.ndarray, hash_size: int = 8) -> str:
+    """pHash (DCT) of float RGB pixels as a hex string."""
+    gray = (np.clip(pixels.mean(axis=2), 0, 1) * 255 + 0.5).astype(np.uint8)
+    return str(imagehash.phash(Image.fromarray(gray), hash_size=hash_size))

@@ -1,0 +1,242 @@
+"""Archival metadata with exiftool: stamping scans, inheriting tags on derivatives, XMP provenance.
+
+exiftool is always driven through pyexiftool with argument lists (one persistent process per job),
+never through a shell. Values are C-escaped (`-ec`), so newlines or option look-alikes inside a
+title cannot become exiftool arguments; file paths are absolute, so a name starting with '-' is
+never read as an option.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import exiftool
+
+from photoarchive import SOFTWARE
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = Path(__file__).with_name("data") / "exiftool.config"
+IPTC_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+SOURCE_PRINT = IPTC_SOURCE_TYPE + "print"
+SOURCE_ENHANCED = IPTC_SOURCE_TYPE + "algorithmicallyEnhanced"
+SOURCE_MODEL_COMPOSITE = IPTC_SOURCE_TYPE + "compositeWithTrainedAlgorithmicMedia"
+MAX_VALUE_CHARS = 2000
+METADATA_COLUMNS = ("file", "date", "title", "description", "people", "archive_id")
+
+
+@contextmanager
+def exiftool_session() -> Iterator[exiftool.ExifToolHelper]:
+    """One persistent exiftool process that knows the XMP-photoarchive namespace."""
+    with exiftool.ExifToolHelper(config_file=str(CONFIG_FILE), common_args=["-G1", "-n", "-struct"]) as et:
+        yield et
+
+
+@dataclass
+class Provenance:
+    """What made a derivative: recorded as an XMP-xmpMM History entry and XMP-photoarchive fields."""
+
+    stage: str
+    backend: str = ""
+    fallback: bool = False  # True when an embedded classical method stood in for a missing model
+    model_file: str = ""
+    model_sha256: str = ""
+    parameters: dict = field(default_factory=dict)
+    source_type: str = SOURCE_ENHANCED
+
+    def summary(self) -> str:
+        parts = [f"stage={self.stage}"]
+        if self.backend:
+            parts.append(f"backend={self.backend}" + (" (classical fallback: model weights absent)"
+                                                        if self.fallback else ""))
+        if self.model_file:
+            parts.append(f"model={Path(self.model_file).name} sha256={self.model_sha256}")
+        parts.append("parameters=" + json.dumps(self.parameters, sort_keys=True, ensure_ascii=False))
+        return "; ".join(parts)
+
+
+def escape_value(value: object) -> str:
+    """A value safe on one exiftool argument line with `-ec`: backslashes and line breaks escaped."""
+    text = str(value)
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[:MAX_VALUE_CHARS] + "…"
+    text = text.replace("\\", "\\\\").replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text)
+
+
+def _escape_struct(value: str) -> str:
+    """Escape the characters that end a field in exiftool's struct syntax."""
+    return re.sub(r"([|,{}\[\]])", r"|\1", value)
+
+
+def _path_arg(path: Path) -> str:
+    text = str(Path(path).resolve())
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"file path with a line break cannot be passed to exiftool: {text!r}")
+    return text
+
+
+def _run(et: exiftool.ExifToolHelper, args: list[str], target: Path) -> None:
+    out = et.execute("-ec", "-overwrite_original", *args, _path_arg(target))
+    if "1 image files updated" not in out:
+        raise RuntimeError(f"exiftool did not update {target}: {out.strip()} {et.last_stderr.strip()}")
+
+
+def history_arg(prov: Provenance, action: str = "edited") -> str:
+    when = datetime.now(UTC).strftime("%Y:%m:%d %H:%M:%S+00:00")
+    fields = {
+        "Action": action,
+        "SoftwareAgent": SOFTWARE,
+        "Parameters": prov.summary(),
+        "When": when,
+        "Changed": "/",
+    }
+    inner = ",".join(f"{k}={_escape_struct(escape_value(v))}" for k, v in fields.items())
+    return f"-XMP-xmpMM:History+={{{inner}}}"
+
+
+def _provenance_args(prov: Provenance) -> list[str]:
+    values = {
+        "Stage": prov.stage,
+        "Software": SOFTWARE,
+        "Backend": prov.backend,
+        "Fallback": "True" if prov.fallback else "False",
+        "ModelFile": Path(prov.model_file).name if prov.model_file else "",
+        "ModelSHA256": prov.model_sha256,
+        "Parameters": json.dumps(prov.parameters, sort_keys=True, ensure_ascii=False),
+    }
+    args = [f"-XMP-photoarchive:{k}={escape_value(v)}" for k, v in values.items()]
+    args.append(f"-XMP-iptcExt:DigitalSourceType={prov.source_type}")
+    return args
+
+
+def stamp_scan(et: exiftool.ExifToolHelper, source_file: Path, target: Path, *, photo_id: str,
+               source: str, sha256: str, archival: dict[str, str] | None = None) -> list[str]:
+    """Give the working master `target` the scan's own tags plus archival fields and provenance.
+
+    Copies every writable tag and the ICC profile from `source_file`, resets the orientation
+    (pixels are already upright), writes the archival fields of `archival` (a metadata.csv row)
+    and marks the image as a digitized print. Returns notes about values that could not be used.
+    """
+    args = ["-TagsFromFile", _path_arg(source_file), "-all:all", "-ICC_Profile", "--IFD1:all",
+            "-IFD0:Orientation#=1", "-XMP-tiff:Orientation="]
+    notes: list[str] = []
+    if archival:
+        tag_args, notes = archival_args(archival)
+        args += tag_args
+    args += [
+        f"-XMP-photoarchive:PhotoID={escape_value(photo_id)}",
+        f"-XMP-photoarchive:SourceFile={escape_value(source)}",
+        f"-XMP-photoarchive:SourceSHA256={sha256}",
+        f"-XMP-iptcExt:DigitalSourceType={SOURCE_PRINT}",
+        history_arg(Provenance(stage="ingest", parameters={"source": source}), action="converted"),
+    ]
+    _run(et, args, target)
+    return notes
+
+
+def stamp_derivative(et: exiftool.ExifToolHelper, parent: Path, target: Path, prov: Provenance) -> None:
+    """Copy all tags (and history) from `parent` to the new image `target`, then add its own entry."""
+    args = ["-TagsFromFile", _path_arg(parent), "-all:all", "-ICC_Profile", "--IFD1:all"]
+    args += _provenance_args(prov)
+    args.append(history_arg(prov))
+    _run(et, args, target)
+
+
+def read_tags(et: exiftool.ExifToolHelper, path: Path) -> dict:
+    """All tags of `path` as {"Group:Tag": value}, structs as nested dicts."""
+    return et.get_metadata(_path_arg(path))[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# metadata.csv
+
+
+_DATE = re.compile(r"^(\d{4})(?:[-:/](\d{1,2}))?(?:[-:/](\d{1,2}))?(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+def parse_date(text: str) -> tuple[str | None, str | None]:
+    """Parse a catalogue date: ('YYYY:MM:DD HH:MM:SS' for EXIF or None, XMP date or None).
+
+    Both come in exiftool's colon notation (the session passes -n, so values are written raw).
+
+    A year or year-month is valid in XMP but not in EXIF, so it goes to XMP alone.
+    """
+    m = _DATE.match(text.strip())
+    if not m:
+        return None, None
+    year, month, day, hh, mm, ss = (int(g) if g else None for g in m.groups())
+    try:
+        datetime(year, month or 1, day or 1, hh or 0, mm or 0, ss or 0)
+    except ValueError:
+        return None, None
+    if month is None:
+        return None, f"{year:04d}"
+    if day is None:
+        return None, f"{year:04d}:{month:02d}"
+    exif = f"{year:04d}:{month:02d}:{day:02d} {hh or 0:02d}:{mm or 0:02d}:{ss or 0:02d}"
+    xmp = exif if hh is not None else f"{year:04d}:{month:02d}:{day:02d}"
+    return exif, xmp
+
+
+def archival_args(row: dict[str, str]) -> tuple[list[str], list[str]]:
+    """exiftool arguments for one metadata.csv row, and notes about values that were not usable."""
+    args: list[str] = []
+    notes: list[str] = []
+    date = (row.get("date") or "").strip()
+    if date:
+        exif, xmp = parse_date(date)
+        if xmp is None:
+            notes.append(f"metadata.csv date {date!r} not understood (use YYYY, YYYY-MM or YYYY-MM-DD); not written")
+        else:
+            args.append(f"-XMP-photoshop:DateCreated={xmp}")
+            if exif:
+                args += [f"-ExifIFD:DateTimeOriginal={exif}", f"-XMP-exif:DateTimeOriginal={exif}"]
+    for column, tag in (("title", "XMP-dc:Title"), ("description", "XMP-dc:Description"),
+                        ("archive_id", "XMP-dc:Identifier")):
+        value = (row.get(column) or "").strip()
+        if value:
+            if len(value) > MAX_VALUE_CHARS:
+                notes.append(f"metadata.csv {column} longer than {MAX_VALUE_CHARS} characters; shortened")
+            args.append(f"-{tag}={escape_value(value)}")
+    for person in (p.strip() for p in (row.get("people") or "").split(";")):
+        if person:
+            args.append(f"-XMP-iptcExt:PersonInImage={escape_value(person)}")
+    return args, notes
+
+
+def read_metadata_csv(path: Path | None) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """Rows of a metadata.csv keyed by the `file` column (path relative to the input folder).
+
+    Returns (rows, problems); problems are sentences for the log (missing columns, duplicate rows).
+    """
+    if path is None or not Path(path).exists():
+        return {}, []
+    problems: list[str] = []
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        if "file" not in columns:
+            return {}, [f"{path}: no 'file' column (expected columns: {', '.join(METADATA_COLUMNS)}); ignored"]
+        missing = [c for c in METADATA_COLUMNS if c not in columns]
+        if missing:
+            problems.append(f"{path}: columns missing, left empty: {', '.join(missing)}")
+        rows: dict[str, dict[str, str]] = {}
+        for line, raw in enumerate(reader, start=2):
+            row = {(k or "").strip(): (v or "") for k, v in raw.items() if k}
+            key = row.get("file", "").strip().replace("\\", "/").removeprefix("./")
+            if not key:
+                problems.append(f"{path}:{line}: empty 'file' value; row ignored")
+            elif key in rows:
+                problems.append(f"{path}:{line}: second row for {key}; the first one is used")
+            else:
+                rows[key] = row
+    return rows, problems
