@@ -15,7 +15,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+
+from photoarchive.imageio import encode_image
 
 logger = logging.getLogger(__name__)
 
@@ -242,11 +243,6 @@ def _phash(img: np.ndarray) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
-def _to_uint8(img: np.ndarray) -> np.ndarray:
-    """float [0, 1] -> uint8 for writing test scans (kept private: real I/O lives in photoarchive.imageio)."""
-    return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 def synthetic_archive(out_dir: Path, n: int, seed: int = 0) -> list[Path]:
     """Write `n` aged JPEG scans under `out_dir` (some in sub-folders) and return their paths.
 
@@ -273,9 +269,7 @@ def synthetic_archive(out_dir: Path, n: int, seed: int = 0) -> list[Path]:
             if nearest >= _MIN_PHASH_DISTANCE:
                 break
         else:
-            logger.warning(
-                "scan %d (%s): %d bits from an earlier scan after %d tries", i, name, nearest, _MAX_TRIES
-            )
+            logger.warning("scan %d (%s): %d bits from an earlier scan after %d tries", i, name, nearest, _MAX_TRIES)
         hashes.append(h)
         r = rng.random()
         if r < 0.5:
@@ -286,7 +280,7 @@ def synthetic_archive(out_dir: Path, n: int, seed: int = 0) -> list[Path]:
             sub = Path(f"box_{int(rng.integers(1, 4))}") / str(int(rng.integers(1935, 1985)))
         path = out_dir / sub / f"scan_{i:05d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(_to_uint8(img)).save(path, quality=int(rng.integers(82, 93)))
+        path.write_bytes(encode_image(img, ".jpg", jpeg_quality=int(rng.integers(82, 93))))
         paths.append(path)
         logger.debug("wrote %s (%s, %dx%d)", path, name, img.shape[1], img.shape[0])
     return paths
