@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
-class ImageRejected(ValueError):
+class ImageRejected(ValueError):  # noqa: N818 - reads as 'the image was rejected'
     """A file that cannot be used as a scan; the message says why in words a person understands."""
 
 
@@ -193,23 +195,31 @@ def encode_image(pixels: np.ndarray, suffix: str, bit_depth: int = 8, alpha: np.
     return buffer.tobytes()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to `path` via a temporary file in the same folder and a rename.
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a hidden temporary path beside `path` (same suffix); rename it into place on success.
 
-    A reader (or a killed run) sees either the old file, no file, or the complete new file.
+    A reader, or a killed run, sees the old file, no file, or the complete new one; never a
+    half-written file. On an exception the temporary file is removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to `path` atomically (see `atomic_output`)."""
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_image(path: Path, pixels: np.ndarray, bit_depth: int = 8, alpha: np.ndarray | None = None,

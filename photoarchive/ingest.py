@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import logging
@@ -16,11 +17,12 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from photoarchive.imageio import IMAGE_SUFFIXES, ImageRejected, read_scan
+from photoarchive.imageio import IMAGE_SUFFIXES, ImageRejected, read_scan, write_atomic
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIXES = (".zip",)
+MEMBERS_FILE = "members.json"  # written by the unpack step beside the extracted members
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -59,11 +61,11 @@ def archive_id(relpath: str) -> str:
     return photo_id(relpath)
 
 
-def discover_sources(input_dir: Path, skip: tuple[Path, ...] = ()) -> list[Source]:
+def discover_sources(input_dir: Path, skip: tuple[Path, ...] = (), ignore: tuple[str, ...] = ()) -> list[Source]:
     """All files under `input_dir` (recursively) plus the members of ZIPs in it, sorted by path.
 
-    Hidden files and folders (names starting with '.') and paths in `skip` (e.g. the metadata CSV)
-    are left out. Symbolic links are not followed. Only the ZIP's directory is read here, nothing
+    Hidden files and folders (names starting with '.'), names matching an `ignore` pattern
+    (fnmatch) and paths in `skip` (e.g. the metadata CSV) are left out. Symbolic links are not followed. Only the ZIP's directory is read here, nothing
     is extracted.
     """
     input_dir = Path(input_dir)
@@ -79,6 +81,8 @@ def discover_sources(input_dir: Path, skip: tuple[Path, ...] = ()) -> list[Sourc
         if any(part.startswith(".") for part in rel.parts):
             continue
         if path.is_symlink() or not path.is_file() or path.resolve() in skipped:
+            continue
+        if any(fnmatch.fnmatch(path.name, pattern) for pattern in ignore):
             continue
         relpath = rel.as_posix()
         if path.suffix.lower() in ARCHIVE_SUFFIXES:
@@ -116,7 +120,8 @@ class ZipLimits:
 def unpack_archive(zip_path: Path, dest: Path, limits: ZipLimits) -> dict[str, dict]:
     """Extract the image members of `zip_path` into `dest`, refusing anything unsafe.
 
-    Returns {member name: {"status": "ok" | "failed", "reason", "path"}}. Members are written under
+    Returns {member name: {"status": "ok" | "failed", "reason", "path"}}, also written to
+    `dest/members.json`. Members are written under
     `dest` only: absolute names, `..` components, symbolic links, encrypted entries, nested
     archives, oversized or over-compressed members are refused with a reason, never extracted.
     """
@@ -145,7 +150,24 @@ def unpack_archive(zip_path: Path, dest: Path, limits: ZipLimits) -> dict[str, d
                 continue
             total += info.file_size
             results[name] = {"status": "ok", "reason": "", "path": str(target.relative_to(dest))}
+    write_atomic(dest / MEMBERS_FILE, json.dumps(results, ensure_ascii=False, indent=1).encode("utf-8"))
     return results
+
+
+def locate_source(source: Source, input_path: Path) -> tuple[Path | None, str]:
+    """The readable file behind a source: (path, "") or (None, why it is not available).
+
+    `input_path` is the scan itself, or for a ZIP member the archive's unpack folder.
+    """
+    if not source.archive:
+        return Path(input_path), ""
+    members = json.loads((Path(input_path) / MEMBERS_FILE).read_text(encoding="utf-8"))
+    entry = members.get(source.member or "")
+    if entry is None:
+        return None, "member listed in the ZIP directory but not found when unpacking"
+    if entry["status"] != "ok":
+        return None, entry["reason"]
+    return Path(input_path) / entry["path"], ""
 
 
 def _refusal(info: zipfile.ZipInfo, limits: ZipLimits) -> str | None:

@@ -151,6 +151,17 @@ def stamp_derivative(et: exiftool.ExifToolHelper, parent: Path, target: Path, pr
     _run(et, args, target)
 
 
+def stamp_conversion(et: exiftool.ExifToolHelper, parent: Path, target: Path, parameters: dict) -> None:
+    """Copy all tags from `parent` to its re-encoded copy `target` and note the conversion.
+
+    The stage fields (XMP-photoarchive, DigitalSourceType) stay those of the parent: a format
+    change does not change what made the picture.
+    """
+    args = ["-TagsFromFile", _path_arg(parent), "-all:all", "-ICC_Profile", "--IFD1:all",
+            history_arg(Provenance(stage="publish", parameters=parameters), action="converted")]
+    _run(et, args, target)
+
+
 def read_tags(et: exiftool.ExifToolHelper, path: Path) -> dict:
     """All tags of `path` as {"Group:Tag": value}, structs as nested dicts."""
     return et.get_metadata(_path_arg(path))[0]

@@ -1,0 +1,49 @@
+# photoarchive: every scan of an archive through
+#   ingest → dedup → stamp → enhance → faces → matting → restore (GPU, batched) → QA → publish.
+# Run:  snakemake --cores 8 --resources gpu=1        (see README.md)
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/ingest.smk"
+include: "rules/dedup.smk"
+include: "rules/stamp.smk"
+include: "rules/enhance.smk"
+include: "rules/faces.smk"
+include: "rules/matting.smk"
+include: "rules/restore.smk"
+include: "rules/qa.smk"
+include: "rules/publish.smk"
+
+
+rule all:
+    input:
+        "results/manifest.csv",
+        "results/report.html",
+    default_target: True
+
+
+# Partial targets: stop after a stage for every unique photo.
+rule ingest_only:
+    input:
+        "results/dedup/dedup.tsv",
+
+
+rule enhance_only:
+    input:
+        lambda wc: expand("results/enhance/{photo}.png", photo=unique_photos()),
+
+
+rule faces_only:
+    input:
+        lambda wc: expand("results/restore/{batch}", batch=restore_batches()),
+
+
+onerror:
+    write_partial_manifest()

@@ -1,0 +1,28 @@
+"""Logging and thread limits for one pipeline job (the caller passes the log path and thread count)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import cv2
+
+
+def start_job(log_path: str | Path, threads: int = 1) -> logging.Logger:
+    """Send log records (and uncaught exceptions) to `log_path`; cap OpenCV at `threads`."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    previous_hook = sys.excepthook
+
+    def log_uncaught(kind, value, tb):
+        logging.getLogger("photoarchive").critical("job failed", exc_info=(kind, value, tb))
+        previous_hook(kind, value, tb)
+
+    sys.excepthook = log_uncaught
+    cv2.setNumThreads(threads)
+    return logging.getLogger("photoarchive")

@@ -1,0 +1,204 @@
+"""The manifest that accounts for every input file, the list of failures, and the HTML report.
+
+It reads what the stages left under results/, so it also works after a partial run: a photo whose
+chain did not finish is listed as failed, naming the stage and its log file.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from photoarchive.imageio import read_scan, thumbnail_jpeg, write_atomic
+from photoarchive.ingest import Source
+
+log = logging.getLogger(__name__)
+
+STATUS_MEANING = {
+    "processed": "finished and passed every QA check: results/processed/",
+    "review": "finished, but a QA check asks a person to look: results/review/ (reasons given)",
+    "duplicate": "same photo as another input (listed, not processed; the original stays where it is)",
+    "failed": "could not be processed; the reason says why and what to do",
+}
+
+
+@dataclass
+class ManifestRow:
+    photo_id: str
+    source: str
+    sha256: str = ""
+    status: str = "failed"
+    duplicate_of: str = ""
+    reason: str = ""
+    faces: str = ""
+    preset: str = ""
+    restore_backend: str = ""
+    restore_model: str = ""
+    restore_model_sha256: str = ""
+    matting_backend: str = ""
+    output: str = ""
+    log: str = ""
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _dedup_rows(results: Path) -> dict[str, dict]:
+    table = results / "dedup" / "dedup.tsv"
+    if not table.exists():
+        return {}
+    with open(table, encoding="utf-8", newline="") as fh:
+        return {r["photo_id"]: r for r in csv.DictReader(fh, delimiter="\t")}
+
+
+# (stage, output that proves it finished, log) in chain order, for a unique photo
+def _chain(results: Path, logs: Path, pid: str, batch: str) -> list[tuple[str, Path, Path]]:
+    return [
+        ("stamp", results / "stamp" / f"{pid}.png", logs / "stamp" / f"{pid}.log"),
+        ("enhance", results / "enhance" / f"{pid}.json", logs / "enhance" / f"{pid}.log"),
+        ("face detection", results / "faces" / f"{pid}.json", logs / "detect_faces" / f"{pid}.log"),
+        ("matting", results / "matting" / f"{pid}.json", logs / "matte" / f"{pid}.log"),
+        ("face restoration", results / "restore" / batch / f"{pid}.json",
+         logs / "restore_faces" / f"{batch}.log"),
+        ("QA", results / "qa" / f"{pid}.json", logs / "qa" / f"{pid}.log"),
+    ]
+
+
+def manifest_rows(results: Path, sources: list[Source], published: dict[str, tuple[str, str]],
+                  logs: Path) -> list[ManifestRow]:
+    """One row per input file, from whatever the stages have written so far."""
+    dedup = _dedup_rows(results)
+    by_id = {s.photo_id: s for s in sources}
+    rows = []
+    for source in sorted(sources, key=lambda s: s.relpath):
+        pid = source.photo_id
+        row = ManifestRow(photo_id=pid, source=source.relpath)
+        record = _json(results / "ingest" / f"{pid}.json")
+        if record is None:
+            row.reason = "not checked yet: the ingest stage did not finish"
+            row.log = str(logs / "ingest" / f"{pid}.log")
+            rows.append(row)
+            continue
+        row.sha256 = record.get("sha256", "")
+        if record["status"] != "ok":
+            row.reason, row.log = record["reason"], str(logs / "ingest" / f"{pid}.log")
+            rows.append(row)
+            continue
+        entry = dedup.get(pid)
+        if entry is None:
+            row.reason, row.log = "not compared yet: the dedup stage did not finish", str(logs / "dedup" / "dedup.log")
+            rows.append(row)
+            continue
+        if entry["status"] == "duplicate":
+            canonical = by_id.get(entry["duplicate_of"])
+            row.status, row.reason = "duplicate", entry["reason"]
+            row.duplicate_of = canonical.relpath if canonical else entry["duplicate_of"]
+            rows.append(row)
+            continue
+        _fill_unique(row, results, logs, entry["batch"], published.get(pid))
+        rows.append(row)
+    return rows
+
+
+def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
+                 published: tuple[str, str] | None) -> None:
+    pid = row.photo_id
+    enhance = _json(results / "enhance" / f"{pid}.json") or {}
+    faces = _json(results / "faces" / f"{pid}.json") or {}
+    matting = _json(results / "matting" / f"{pid}.json") or {}
+    restore = _json(results / "restore" / batch / f"{pid}.json") or {}
+    verdict = _json(results / "qa" / f"{pid}.json") or {}
+    row.preset = enhance.get("preset", "")
+    row.faces = str(len(faces["faces"])) if "faces" in faces else ""
+    row.matting_backend = matting.get("backend", "")
+    row.restore_backend = restore.get("backend", "")
+    row.restore_model = Path(restore["model_file"]).name if restore.get("model_file") else ""
+    row.restore_model_sha256 = restore.get("model_sha256") or ""
+    for stage, proof, log_file in _chain(results, logs, pid, batch):
+        if not proof.exists():
+            row.reason = f"stopped in {stage}: see {log_file}; re-run snakemake to retry this photo"
+            row.log = str(log_file)
+            return
+    status = verdict.get("status", "")
+    if published is None or status not in ("processed", "review"):
+        row.reason = "QA verdict missing or unreadable"
+        return
+    relname, ext = published
+    out = results / status / f"{relname}_restored.{ext}"
+    if not out.exists():
+        row.reason = f"not published yet: see {logs / 'publish'}; re-run snakemake"
+        return
+    row.status, row.output = status, str(out)
+    row.reason = "; ".join(verdict.get("reasons", [])) or "all QA checks passed"
+
+
+def write_manifest(results: Path, sources: list[Source], published: dict[str, tuple[str, str]],
+                   logs: Path) -> list[ManifestRow]:
+    """Write results/manifest.csv and results/failed.txt (failed inputs with reason and log)."""
+    rows = manifest_rows(results, sources, published, logs)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(ManifestRow)], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(asdict(r) for r in rows)
+    write_atomic(results / "manifest.csv", buffer.getvalue().encode("utf-8"))
+    failed = [f"{r.source}\t{r.reason}\t{r.log}" for r in rows if r.status == "failed"]
+    header = "# source\treason\tlog file  (re-run snakemake to retry; fix the input first if the reason says so)\n"
+    write_atomic(results / "failed.txt", (header + "".join(f"{line}\n" for line in failed)).encode("utf-8"))
+    counts = {s: sum(r.status == s for r in rows) for s in STATUS_MEANING}
+    log.info("manifest: %d inputs: %s", len(rows), ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return rows
+
+
+def read_manifest(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _thumbnail_tag(path: Path, thumb_px: int) -> str:
+    """An inline <img> of any image file this pipeline wrote (PNG, JPEG, TIFF), or "" if unreadable."""
+    try:
+        scan = read_scan(path, max_pixels=10**9)
+    except (OSError, ValueError):
+        return ""
+    data = base64.b64encode(thumbnail_jpeg(scan.pixels, thumb_px)).decode()
+    return f'<img src="data:image/jpeg;base64,{data}" alt="">'
+
+
+def write_report(manifest: Path, results: Path, out: Path, thumb_px: int = 320) -> None:
+    """A self-contained HTML page: counts, and per photo before/after thumbnails with the reasons."""
+    rows = read_manifest(manifest)
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATUS_MEANING}
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>photoarchive report</title>",
+        "<style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:.4em;"
+        "border-bottom:1px solid #ccc}.failed{color:#a00}.review{color:#a60}"
+        ".processed{color:#070}.duplicate{color:#555}</style>",
+        f"<h1>photoarchive report</h1><p>{len(rows)} input files.</p><ul>",
+    ]
+    parts += [f"<li><b class='{s}'>{counts[s]} {s}</b>: {html.escape(m)}</li>" for s, m in STATUS_MEANING.items()]
+    parts.append("</ul><table><tr><th>source</th><th>status</th><th>before</th><th>after</th><th>why</th></tr>")
+    for r in rows:
+        before = after = ""
+        if r["status"] in ("processed", "review"):
+            before = _thumbnail_tag(results / "stamp" / f"{r['photo_id']}.png", thumb_px)
+            after = _thumbnail_tag(Path(r["output"]), thumb_px)
+        details = html.escape(r["reason"])
+        if r["duplicate_of"]:
+            details += f"<br>duplicate of <code>{html.escape(r['duplicate_of'])}</code>"
+        if r["faces"]:
+            details += (f"<br>faces: {html.escape(r['faces'])}; preset {html.escape(r['preset'])}; "
+                        f"restore: {html.escape(r['restore_backend'])}; matting: {html.escape(r['matting_backend'])}")
+        parts.append(f"<tr><td><code>{html.escape(r['source'])}</code></td><td class='{r['status']}'>"
+                     f"{r['status']}</td><td>{before}</td><td>{after}</td><td>{details}</td></tr>")
+    parts.append("</table>")
+    write_atomic(out, "\n".join(parts).encode("utf-8"))

@@ -1,0 +1,144 @@
+# Validation first, then the archive's inventory (read once, at start-up) and input functions.
+import csv
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from photoarchive.ingest import archive_id, discover_sources
+from photoarchive.manifest import write_manifest
+from photoarchive.metadata import read_metadata_csv
+from photoarchive.publish import published_names
+
+
+validate(config, "../config.schema.yaml")
+
+INPUT_DIR = Path(config["input_dir"])
+MODELS_DIR = Path(config["models_dir"])
+
+
+def metadata_csv_path():
+    """The catalogue CSV: config's metadata_csv, else <input_dir>/metadata.csv when present."""
+    if config["metadata_csv"]:
+        path = Path(config["metadata_csv"])
+        if not path.exists():
+            raise WorkflowError(f"metadata_csv {path} does not exist; fix the path or set metadata_csv=''")
+        return path
+    default = INPUT_DIR / "metadata.csv"
+    return default if default.exists() else None
+
+
+METADATA_CSV = metadata_csv_path()
+SOURCES = {
+    s.photo_id: s
+    for s in discover_sources(
+        INPUT_DIR,
+        skip=(METADATA_CSV,) if METADATA_CSV else (),
+        ignore=tuple(config["ingest"]["ignore"]),
+    )
+}
+if not SOURCES:
+    raise WorkflowError(
+        f"no files found under input_dir={INPUT_DIR}; point it at a folder of scans "
+        "(--config input_dir=/path/to/scans)"
+    )
+ARCHIVES = {archive_id(s.archive): s.archive for s in SOURCES.values() if s.archive}
+METADATA_ROWS, METADATA_PROBLEMS = read_metadata_csv(METADATA_CSV)
+for problem in METADATA_PROBLEMS:
+    logger.warning(problem)
+for name in sorted(set(METADATA_ROWS) - {s.relpath for s in SOURCES.values()}):
+    logger.warning(f"metadata.csv names {name!r}, which is not in {INPUT_DIR}; row ignored")
+PUBLISHED = published_names(SOURCES.values())
+PHOTO_OF_RELNAME = {relname: pid for pid, (relname, _ext) in PUBLISHED.items()}
+
+
+wildcard_constraints:
+    photo=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
+    archive=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
+    batch=r"b\d{4}",
+    status="processed|review",
+    ext="jpg|png|tif",
+
+
+def source_of(wildcards):
+    """Input of ingest/stamp: the scan itself, or the unpack folder of the ZIP holding it."""
+    source = SOURCES[wildcards.photo]
+    if source.archive:
+        return f"results/unpacked/{archive_id(source.archive)}"
+    return str(INPUT_DIR / source.relpath)
+
+
+def catalogue_row(photo):
+    """The photo's metadata.csv row, {} when it has none."""
+    return METADATA_ROWS.get(SOURCES[photo].relpath, {})
+
+
+def metadata_row(wildcards):
+    """A params value: editing one catalogue row re-stamps that photo alone."""
+    return catalogue_row(wildcards.photo)
+
+
+def dedup_rows():
+    with checkpoints.dedup.get().output.table.open() as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def unique_photos():
+    return sorted(r["photo_id"] for r in dedup_rows() if r["status"] == "unique")
+
+
+def restore_batches():
+    return sorted({r["batch"] for r in dedup_rows() if r["status"] == "unique"})
+
+
+def batch_members(wildcards):
+    return sorted(r["photo_id"] for r in dedup_rows() if r["batch"] == wildcards.batch)
+
+
+def batch_catalogue_rows(wildcards):
+    """Catalogue rows of a batch: they carry per-photo overrides of the restore controls."""
+    return {photo: catalogue_row(photo) for photo in batch_members(wildcards)}
+
+
+def restore_dir(photo):
+    """The restore batch folder holding this photo's restored image."""
+    batch = next(r["batch"] for r in dedup_rows() if r["photo_id"] == photo)
+    return f"results/restore/{batch}"
+
+
+def restore_batch_of(wildcards):
+    return restore_dir(wildcards.photo)
+
+
+def publish_inputs(wildcards):
+    """What publish copies for the photo behind a published name."""
+    photo = PHOTO_OF_RELNAME[wildcards.relname]
+    return {
+        "verdict": f"results/qa/{photo}.json",
+        "restored": restore_dir(photo),
+        "matte": f"results/matting/{photo}_matte.png",
+        "foreground": f"results/matting/{photo}_fg.png",
+    }
+
+
+def triage_rows():
+    with checkpoints.triage.get().output.table.open() as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def published_files(wildcards):
+    """Every file publish makes, under the status QA gave each photo."""
+    files = []
+    for row in triage_rows():
+        relname, ext = PUBLISHED[row["photo_id"]]
+        base = f"results/{row['status']}/{relname}"
+        files += [f"{base}_restored.{ext}", f"{base}_matte.png", f"{base}_fg.png"]
+    return files
+
+
+def write_partial_manifest():
+    """After a failed run, still account for every input (missing stages become 'failed')."""
+    try:
+        write_manifest(Path("results"), list(SOURCES.values()), PUBLISHED, Path("logs"))
+        logger.warning("results/manifest.csv and results/failed.txt written for this partial run")
+    except Exception as exc:  # the run already failed: report, don't mask the original error
+        logger.error(f"could not write the partial manifest: {exc}")

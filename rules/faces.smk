@@ -1,0 +1,20 @@
+# Faces: found once per photo (on a size-capped copy), used by matting, restore and QA.
+
+
+rule detect_faces:
+    input:
+        image="results/enhance/{photo}.png",
+    output:
+        faces="results/faces/{photo}.json",
+    log:
+        "logs/detect_faces/{photo}.log",
+    params:
+        cfg=config["faces"],
+        models_dir=config["models_dir"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/imaging.yaml"
+    script:
+        "../scripts/detect_faces.py"

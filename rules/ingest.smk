@@ -1,0 +1,40 @@
+# Ingest: every input file gets a record (checked, hashed) — unreadable ones too, as "failed".
+
+
+rule unpack_archive:
+    input:
+        lambda wc: str(INPUT_DIR / ARCHIVES[wc.archive]),
+    output:
+        directory("results/unpacked/{archive}"),
+    log:
+        "logs/unpack_archive/{archive}.log",
+    params:
+        limits=config["ingest"]["zip"],
+    threads: 1
+    resources:
+        mem_mb=500,
+    conda:
+        "../envs/imaging.yaml"
+    script:
+        "../scripts/unpack_archive.py"
+
+
+rule ingest:
+    input:
+        source_of,
+    output:
+        record="results/ingest/{photo}.json",
+    log:
+        "logs/ingest/{photo}.log",
+    params:
+        source=lambda wc: SOURCES[wc.photo],
+        max_pixels=config["ingest"]["max_pixels"],
+        max_file_mb=config["ingest"]["max_file_mb"],
+        hash_size=config["dedup"]["hash_size"],
+    threads: 1
+    resources:
+        mem_mb=2000,  # one decoded scan in float32 (max_pixels bounds it)
+    conda:
+        "../envs/imaging.yaml"
+    script:
+        "../scripts/ingest.py"

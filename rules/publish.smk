@@ -1,0 +1,79 @@
+# Publish: copy (never move) each finished photo into results/processed or results/review,
+# keeping the input's folders; then the manifest that accounts for every input file.
+
+
+rule publish:
+    input:
+        unpack(publish_inputs),
+    output:
+        restored="results/{status}/{relname}_restored.{ext}",
+    log:
+        "logs/publish/{status}/{relname}.{ext}.log",
+    params:
+        photo=lambda wc: PHOTO_OF_RELNAME[wc.relname],
+        jpeg_quality=config["publish"]["jpeg_quality"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/metadata.yaml"
+    script:
+        "../scripts/publish.py"
+
+
+rule publish_matte:
+    input:
+        unpack(publish_inputs),
+    output:
+        matte="results/{status}/{relname}_matte.png",
+        foreground="results/{status}/{relname}_fg.png",
+    log:
+        "logs/publish/{status}/{relname}.matte.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+    conda:
+        "../envs/imaging.yaml"
+    script:
+        "../scripts/publish_matte.py"
+
+
+rule manifest:
+    input:
+        records=expand("results/ingest/{photo}.json", photo=sorted(SOURCES)),
+        dedup="results/dedup/dedup.tsv",
+        triage="results/qa/triage.tsv",
+        published=published_files,
+    output:
+        manifest="results/manifest.csv",
+        failed="results/failed.txt",
+    log:
+        "logs/manifest.log",
+    params:
+        sources=list(SOURCES.values()),
+        published=PUBLISHED,
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/imaging.yaml"
+    script:
+        "../scripts/manifest.py"
+
+
+rule report:
+    input:
+        manifest="results/manifest.csv",
+    output:
+        report="results/report.html",
+    log:
+        "logs/report.log",
+    params:
+        thumb_px=config["publish"]["report_thumb_px"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/imaging.yaml"
+    script:
+        "../scripts/report.py"

@@ -1,0 +1,40 @@
+# QA: per-photo metrics and a verdict (processed or review, with every reason), then one table.
+
+
+rule qa:
+    input:
+        original="results/stamp/{photo}.png",
+        enhanced="results/enhance/{photo}.png",
+        enhance_record="results/enhance/{photo}.json",
+        faces="results/faces/{photo}.json",
+        matting="results/matting/{photo}.json",
+        restored=restore_batch_of,
+    output:
+        verdict="results/qa/{photo}.json",
+    log:
+        "logs/qa/{photo}.log",
+    params:
+        cfg=config["qa"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/imaging.yaml"
+    script:
+        "../scripts/qa.py"
+
+
+checkpoint triage:
+    input:
+        verdicts=lambda wc: expand("results/qa/{photo}.json", photo=unique_photos()),
+    output:
+        table="results/qa/triage.tsv",
+    log:
+        "logs/qa/triage.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+    conda:
+        "../envs/imaging.yaml"
+    script:
+        "../scripts/triage.py"

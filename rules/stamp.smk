@@ -1,0 +1,24 @@
+# Stamp: the upright working master carries the scan's own tags, the catalogue's fields,
+# IPTC DigitalSourceType "print" and the first provenance entry.
+
+
+rule stamp:
+    input:
+        source=source_of,
+        record="results/ingest/{photo}.json",
+    output:
+        image="results/stamp/{photo}.png",
+        notes="results/stamp/{photo}.json",
+    log:
+        "logs/stamp/{photo}.log",
+    params:
+        source=lambda wc: SOURCES[wc.photo],
+        archival=metadata_row,
+        max_pixels=config["ingest"]["max_pixels"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/metadata.yaml"
+    script:
+        "../scripts/stamp.py"

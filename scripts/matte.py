@@ -1,0 +1,41 @@
+"""Snakemake glue: alpha matte and RGBA cut-out of the person in one photo."""
+
+import json
+from pathlib import Path
+
+from photoarchive.faces import Face
+from photoarchive.imageio import atomic_output, encode_image, load_working, write_atomic
+from photoarchive.joblog import start_job
+from photoarchive.matting import Matter
+from photoarchive.metadata import Provenance, exiftool_session, stamp_derivative
+
+log = start_job(snakemake.log[0], snakemake.threads)
+enhanced = Path(snakemake.input.image)
+pixels, _ = load_working(enhanced)
+faces = [Face.from_dict(f) for f in json.loads(Path(snakemake.input.faces).read_text())["faces"]]
+matter = Matter(snakemake.params.cfg, Path(snakemake.params.models_dir))
+matte = matter.matte(pixels, [f.box for f in faces])
+for note in matte.notes:
+    log.info(note)
+
+fallback = matte.backend == "classical" and snakemake.params.cfg.get("backend", "auto") == "auto"
+prov = Provenance(stage="matting", backend=matte.backend, fallback=fallback,
+                  model_file=matte.model_file or "", model_sha256=matte.model_sha256 or "",
+                  parameters=snakemake.params.cfg)
+with exiftool_session() as et:
+    with atomic_output(Path(snakemake.output.matte)) as tmp:
+        tmp.write_bytes(encode_image(matte.alpha, ".png", 8))
+        stamp_derivative(et, enhanced, tmp, prov)
+    with atomic_output(Path(snakemake.output.foreground)) as tmp:
+        tmp.write_bytes(encode_image(matte.foreground, ".png", 8, alpha=matte.alpha))
+        stamp_derivative(et, enhanced, tmp, prov)
+record = {
+    "backend": matte.backend,
+    "fallback": fallback,
+    "model_file": matte.model_file,
+    "model_sha256": matte.model_sha256,
+    "person_found": matte.person_found,
+    "coverage": float(matte.alpha.mean()),
+    "notes": matte.notes,
+}
+write_atomic(Path(snakemake.output.record), json.dumps(record, indent=1).encode())
