@@ -32,6 +32,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from photoarchive.ingest import file_sha256
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -215,8 +217,12 @@ class FaceDetector:
         self.device = None
         if choice == "retinaface":
             self._net, self.device = self._load_retinaface()
+            model_path = self.weights_path
         else:
-            self._load_haar()
+            model_path = self._load_haar()
+        # Provenance of what detects: weights (RetinaFace) or the cascade file (Haar).
+        self.model_file: str = model_path.name
+        self.model_sha256: str = file_sha256(model_path)
 
     # ---- backends
 
@@ -248,7 +254,7 @@ class FaceDetector:
         log.info("RetinaFace-ResNet50 loaded from %s on %s", self.weights_path, device)
         return net, device
 
-    def _load_haar(self) -> None:
+    def _load_haar(self) -> Path:
         if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
             raise RuntimeError("this OpenCV build has no Haar cascades (OpenCV 5 dropped them); "
                                "install opencv-python-headless 4.x or use faces.detector: retinaface")
@@ -257,13 +263,12 @@ class FaceDetector:
         self._eye_cascade = cv2.CascadeClassifier(str(root / "haarcascade_eye.xml"))
         if self._face_cascade.empty() or self._eye_cascade.empty():
             raise RuntimeError(f"OpenCV Haar cascade files missing under {root}")
+        return root / "haarcascade_frontalface_default.xml"
 
     def info(self) -> dict[str, Any]:
         """What ran: for the face record of the job."""
-        out: dict[str, Any] = {"detector": self.name, "detect_max_side": self.cfg["detect_max_side"]}
-        if self.name == "retinaface":
-            out["weights"] = self.weights_path.name
-        return out
+        return {"detector": self.name, "model_file": self.model_file, "model_sha256": self.model_sha256,
+                "detect_max_side": self.cfg["detect_max_side"]}
 
     # ---- public
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import logging
 import math
 import time
@@ -40,6 +39,7 @@ from photoarchive.faces import (
     paste_faces,
     resolve_device,
 )
+from photoarchive.ingest import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ __all__ = [
     "Restorer",
     "RestorerSelector",
     "build_restorer",
+    "catalogue_overrides",
     "degrade",
     "estimate_noise",
     "protect_skin",
@@ -87,7 +88,7 @@ RESTORE_DEFAULTS: dict[str, Any] = {
     "model_file_1024": "GPEN-BFR-1024.pth",
     "device": "auto",  # auto | cpu | cuda
     "fp16": True,  # half-precision autocast, CUDA only
-    "batch_size": 4,
+    "face_batch": 4,  # aligned faces per GPEN forward pass
     "seed": 0,
     "classical_size": 512,
     "align_interpolation": "linear",  # linear (= official GPEN flags=3) | cubic
@@ -215,15 +216,6 @@ def estimate_noise(image: np.ndarray) -> float:
     return total / image.shape[2]
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class GPENRestorer(Restorer):
     """GPEN-BFR through `photoarchive.models.gpen.load_gpen`, pre/post-processing as the official wrapper.
 
@@ -254,7 +246,7 @@ class GPENRestorer(Restorer):
         self.batch_size = max(1, int(batch_size))
         self.seed = int(seed)
         self.model_file = self.path.name
-        self.model_sha256 = sha256_file(self.path)
+        self.model_sha256 = file_sha256(self.path)
         started = time.perf_counter()
         self.model = load_gpen(self.path, self.device)
         self.model.eval()
@@ -390,7 +382,7 @@ class RestorerSelector:
             try:
                 self._loaded[size] = GPENRestorer(self.model_path(size), device=str(self.cfg["device"]),
                                                   fp16=bool(self.cfg["fp16"]),
-                                                  batch_size=int(self.cfg["batch_size"]),
+                                                  batch_size=int(self.cfg["face_batch"]),
                                                   seed=int(self.cfg["seed"]))
             except Exception as exc:  # auto must survive any bad model file; gpen re-raises it
                 if self.requested == "gpen":
@@ -418,6 +410,30 @@ def build_restorer(cfg: dict[str, Any] | None, models_dir: str | Path) -> Restor
 
 
 # -------------------------------------------------------------------------------------------- controls
+
+# metadata.csv columns that override a photo's style controls; empty cells keep the config value.
+CATALOGUE_COLUMNS: dict[str, str] = {
+    "restore_strength": "strength",
+    "restore_skin_protection": "skin_protection",
+    "restore_grain": "grain",
+    "restore_degradation_scale": "degradation_scale",
+    **{f"restore_weight_{region}": f"region_weights.{region}" for region in REGIONS},
+}
+
+
+def catalogue_overrides(row: dict[str, Any]) -> dict[str, Any]:
+    """Per-photo overrides from a metadata.csv row (`CATALOGUE_COLUMNS`), for `restore_faces`.
+
+    Other columns are ignored; empty cells are skipped; values stay strings (`resolve_controls`
+    converts and checks them, naming a bad one).
+    """
+    out: dict[str, Any] = {}
+    for column, key in CATALOGUE_COLUMNS.items():
+        value = row.get(column)
+        if value is not None and str(value).strip() != "":
+            out[key] = str(value).strip()
+    return out
+
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -450,11 +466,14 @@ def resolve_controls(cfg: dict[str, Any] | None, overrides: dict[str, Any] | Non
             controls[key] = value
         else:
             raise ValueError(f"unknown restore override {key!r}; known: {sorted(CONTROL_DEFAULTS)}")
-    try:
-        out = {k: float(controls[k]) for k in ("strength", "skin_protection", "grain", "degradation_scale")}
-        weights = {k: float(v) for k, v in controls["region_weights"].items()}
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"restore controls must be numbers: {exc}") from exc
+    def number(name: str, value: Any) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"restore {name} must be a number, got {value!r}") from None
+
+    out = {k: number(k, controls[k]) for k in ("strength", "skin_protection", "grain", "degradation_scale")}
+    weights = {k: number(f"region_weights.{k}", v) for k, v in controls["region_weights"].items()}
     unknown = set(weights) - set(REGIONS)
     if unknown:
         raise ValueError(f"unknown region(s) {sorted(unknown)} in region_weights; known: {list(REGIONS)}")

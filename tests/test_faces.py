@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 
@@ -158,7 +159,9 @@ def test_face_record_json_round_trip(astronaut_face):
 
 
 def test_auto_uses_haar_without_retinaface_weights(tmp_path):
-    assert FaceDetector({"detector": "auto"}, tmp_path).name == "haar"
+    detector = FaceDetector({"detector": "auto"}, tmp_path)
+    assert detector.name == "haar" and detector.model_file == "haarcascade_frontalface_default.xml"
+    assert len(detector.model_sha256) == 64
 
 
 # ---------------------------------------------------------------------------------------- retinaface
@@ -183,7 +186,9 @@ def test_retinaface_loads_random_weights_from_models_dir_without_network(tmp_pat
     # A "module." prefix as in checkpoints saved from DataParallel: the loader strips it.
     torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, tmp_path / "detection_Resnet50_Final.pth")
     detector = FaceDetector({"detector": "auto", "device": "cpu", "max_faces": 5}, tmp_path)
-    assert detector.name == "retinaface" and detector.info()["weights"] == "detection_Resnet50_Final.pth"
+    assert detector.name == "retinaface" and detector.model_file == "detection_Resnet50_Final.pth"
+    weights = (tmp_path / "detection_Resnet50_Final.pth").read_bytes()
+    assert detector.info()["model_sha256"] == hashlib.sha256(weights).hexdigest()
     image = np.random.default_rng(0).uniform(0, 1, (48, 64, 3)).astype(np.float32)
     kept, skipped = detector.detect(image)  # random weights: anything (or nothing) is fine
     assert len(kept) <= 5

@@ -16,6 +16,7 @@ from photoarchive.restore import (
     GPENRestorer,
     Restorer,
     build_restorer,
+    catalogue_overrides,
     estimate_noise,
     region_masks,
     resolve_controls,
@@ -159,6 +160,17 @@ def test_resolve_controls_checks_overrides():
         resolve_controls({}, {"strength": 150})
     with pytest.raises(ValueError, match="degradation_scale"):
         resolve_controls({"degradation_scale": 0.5})
+
+
+def test_catalogue_overrides_from_a_metadata_row(photo, faces):
+    row = {"file": "a.jpg", "title": "x", "restore_strength": " 0 ", "restore_grain": "",
+           "restore_weight_eyes": "0.5"}
+    overrides = catalogue_overrides(row)
+    assert overrides == {"strength": "0", "region_weights.eyes": "0.5"}
+    out, record = restore_faces(photo, faces, FakeRestorer(lambda c: 1 - c), cfg=FULL, overrides=overrides)
+    assert out.tobytes() == photo.tobytes() and record["controls"]["region_weights"]["eyes"] == 0.5
+    with pytest.raises(ValueError, match="strength"):
+        resolve_controls({}, catalogue_overrides({"restore_strength": "lots"}))
 
 
 def test_one_failing_face_does_not_fail_the_photo(photo, faces):
