@@ -1,0 +1,171 @@
+"""Matting stage: the classical backend on a generated portrait, the no-person rule, backend choice."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".numba_cache"))
+
+from photoarchive.matting import (  # noqa: E402
+    Matte,
+    Matter,
+    estimate_foreground,
+    guided_upsample,
+    make_trimap,
+    person_prior,
+    resolve_model_path,
+)
+
+H, W = 240, 320
+# Small working sizes so that the resize + guided-upsampling path runs on a small test image.
+CLASSICAL = {"backend": "classical", "work_side": 200, "matte_side": 256, "unknown_band_px": 4}
+
+
+def _portrait(seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
+    """A bright skin-coloured ellipse head and a blue torso on a textured, striped background.
+
+    Returns (image, person mask, face box)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    noise = cv2.GaussianBlur(rng.standard_normal((H, W)).astype(np.float32), (0, 0), 1.5)
+    bg = np.stack([0.45 + 0.1 * np.sin(xx / 7.0), 0.42 + 0.05 * np.cos(yy / 11.0), 0.30 + 0 * xx], axis=2)
+    bg = bg + 0.08 * noise[..., None]
+    person = np.zeros((H, W), np.uint8)
+    cv2.ellipse(person, (160, 80), (32, 42), 0, 0, 360, 1, -1)  # head
+    cv2.ellipse(person, (160, 250), (95, 120), 0, 0, 360, 1, -1)  # torso, cut by the image bottom
+    cv2.rectangle(person, (145, 110), (175, 140), 1, -1)  # neck
+    torso = np.zeros((H, W), np.uint8)
+    cv2.ellipse(torso, (160, 250), (95, 120), 0, 0, 360, 1, -1)
+    colour = np.where(torso[..., None] > 0, np.array([0.15, 0.25, 0.70]), np.array([0.95, 0.80, 0.68]))
+    soft = cv2.GaussianBlur(person.astype(np.float32), (0, 0), 1.0)[..., None]
+    image = soft * (colour + 0.02 * noise[..., None]) + (1 - soft) * bg
+    face = (132.0, 50.0, 188.0, 112.0)
+    return np.clip(image, 0, 1).astype(np.float32), person.astype(bool), face
+
+
+@pytest.fixture(scope="module")
+def classical_result() -> tuple[Matte, np.ndarray]:
+    image, person, face = _portrait()
+    return Matter(CLASSICAL, Path("/nonexistent/models")).matte(image, [face]), person
+
+
+def test_classical_alpha_high_on_person_low_far_away(classical_result) -> None:
+    result, person = classical_result
+    alpha = result.alpha
+    assert alpha.shape == (H, W) and alpha.dtype == np.float32
+    assert 0.0 <= alpha.min() and alpha.max() <= 1.0
+    inside = cv2.erode(person.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    far = cv2.dilate(person.astype(np.uint8), np.ones((31, 31), np.uint8)) == 0
+    assert alpha[inside].mean() > 0.95
+    assert alpha[far].mean() < 0.05
+    assert np.abs(alpha - person).mean() < 0.06
+    assert result.backend == "classical" and result.person_found
+    assert result.model_file is None and result.model_sha256 is None
+
+
+def test_classical_is_deterministic(classical_result) -> None:
+    image, _, face = _portrait()
+    again = Matter(CLASSICAL, Path("/nonexistent/models")).matte(image, [face])
+    np.testing.assert_array_equal(again.alpha, classical_result[0].alpha)
+    np.testing.assert_array_equal(again.foreground, classical_result[0].foreground)
+
+
+def test_foreground_shape_range_and_identity_where_opaque(classical_result) -> None:
+    result, _ = classical_result
+    image, _, _ = _portrait()
+    fg = result.foreground
+    assert fg.shape == (H, W, 3) and fg.dtype == np.float32
+    assert 0.0 <= fg.min() and fg.max() <= 1.0
+    opaque = result.alpha > 0.999
+    assert np.abs(fg[opaque] - image[opaque]).max() < 0.02
+
+
+def test_no_faces_gives_empty_matte() -> None:
+    image, _, _ = _portrait()
+    result = Matter(CLASSICAL, Path("/nonexistent/models")).matte(image, [])
+    assert not result.person_found
+    assert result.alpha.shape == (H, W) and not result.alpha.any()
+    assert any("no face" in note for note in result.notes)
+    assert result.foreground.shape == (H, W, 3)
+
+
+def test_auto_picks_classical_when_model_absent(tmp_path: Path) -> None:
+    matter = Matter({"backend": "auto"}, tmp_path / "models")
+    assert matter.backend == "classical"
+    result = matter.matte(np.zeros((20, 30, 3), np.float32), [])
+    assert result.backend == "classical"
+    assert any(str(tmp_path / "models" / "bshm.onnx") in note for note in result.notes)
+
+
+def test_bshm_with_missing_file_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as err:
+        Matter({"backend": "bshm", "model": "weights/absent.onnx"}, tmp_path / "models")
+    message = str(err.value)
+    assert str(tmp_path / "weights" / "absent.onnx") in message
+    assert "tf2onnx" in message and "classical" in message
+
+
+def test_bad_config_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="backend"):
+        Matter({"backend": "magic"}, tmp_path)
+    with pytest.raises(ValueError, match="unknown matting config"):
+        Matter({"radius": 3}, tmp_path)
+
+
+def test_bad_face_box_is_rejected() -> None:
+    with pytest.raises(ValueError, match="face box"):
+        Matter(CLASSICAL, Path("/x/models")).matte(np.zeros((20, 30, 3), np.float32), [(10, 10, 5, 20)])
+
+
+def test_model_path_resolution(tmp_path: Path) -> None:
+    assert resolve_model_path("models/bshm.onnx", tmp_path / "models") == tmp_path / "models" / "bshm.onnx"
+    assert resolve_model_path("/abs/m.onnx", tmp_path / "models") == Path("/abs/m.onnx")
+
+
+def test_guided_upsample_restores_sharp_edges() -> None:
+    image = np.zeros((100, 200, 3), np.float32)
+    image[:, 101:] = [0.9, 0.8, 0.7]
+    alpha_full = (np.arange(200) >= 101).astype(np.float32)[None, :].repeat(100, axis=0)
+    small = cv2.resize(alpha_full, (50, 25), interpolation=cv2.INTER_AREA)  # the edge is blurred here
+    up = guided_upsample(small, image, radius=2, eps=1e-4)
+    assert up.shape == (100, 200) and up.dtype == np.float32
+    assert up[:, :98].max() < 0.05 and up[:, 104:].min() > 0.95
+    bilinear = cv2.resize(small, (200, 100), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(up - alpha_full).mean() < 0.5 * np.abs(bilinear - alpha_full).mean()
+    # Same size: nothing to upsample, the alpha is returned as is.
+    np.testing.assert_array_equal(guided_upsample(alpha_full, image, 2, 1e-4), alpha_full)
+
+
+def test_estimate_foreground_capped_keeps_full_resolution() -> None:
+    rng = np.random.default_rng(1)
+    fg_true = np.clip(rng.random((60, 90, 3)), 0, 1).astype(np.float32)
+    bg = np.full((60, 90, 3), 0.2, np.float32)
+    alpha = np.zeros((60, 90), np.float32)
+    alpha[:, 30:] = 1.0
+    alpha[:, 25:30] = np.linspace(0.2, 0.8, 5)
+    image = alpha[..., None] * fg_true + (1 - alpha[..., None]) * bg
+    fg = estimate_foreground(image, alpha, max_side=40)
+    assert fg.shape == (60, 90, 3) and fg.dtype == np.float32
+    assert 0.0 <= fg.min() and fg.max() <= 1.0
+    np.testing.assert_allclose(fg[:, 31:], image[:, 31:], atol=1e-5)  # opaque: F is the image itself
+    recomposed = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
+    assert np.abs(recomposed - image)[:, 25:30].mean() < 0.05
+
+
+def test_trimap_and_prior_shapes() -> None:
+    labels, head = person_prior((100, 80), [(30.0, 10.0, 50.0, 35.0)])
+    assert labels.shape == (100, 80) and head.shape == (100, 80)
+    assert labels[20, 40] == cv2.GC_FGD  # face centre
+    assert labels[0, 0] == cv2.GC_BGD  # top corner, far from the person
+    assert labels[95, 40] in (cv2.GC_FGD, cv2.GC_PR_FGD)  # below the face: body
+    fg = np.zeros((50, 50), bool)
+    fg[10:40, 10:40] = True
+    trimap = make_trimap(fg, 3, None, 1.0)
+    assert set(np.unique(trimap)) == {0.0, 0.5, 1.0}
+    assert trimap[25, 25] == 1.0 and trimap[0, 0] == 0.0 and trimap[10, 25] == 0.5
+    np.testing.assert_array_equal(make_trimap(fg, 0, None, 1.0), fg.astype(np.float64))
