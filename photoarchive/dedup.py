@@ -60,14 +60,23 @@ def dedup_table(records: list[IngestRecord], max_distance: int) -> list[DedupRow
         canonical = group[0]
         rows.append(DedupRow(canonical.photo_id, "unique"))
         for dup in group[1:]:
-            if dup.sha256 == canonical.sha256:
-                why = f"byte-identical copy of {canonical.source}"
-            else:
-                why = (f"near-duplicate of {canonical.source} (perceptual-hash distance "
-                       f"{hamming(dup.phash, canonical.phash)} ≤ {max_distance}; the canonical has more pixels "
-                       "or comes first)")
-            rows.append(DedupRow(dup.photo_id, "duplicate", duplicate_of=canonical.photo_id, reason=why))
+            rows.append(DedupRow(dup.photo_id, "duplicate", duplicate_of=canonical.photo_id,
+                                 reason=_duplicate_reason(dup, group, max_distance)))
     return sorted(rows, key=lambda r: r.photo_id)
+
+
+def _duplicate_reason(dup: IngestRecord, group: list[IngestRecord], max_distance: int) -> str:
+    """Why `dup` joined the group of `group[0]`, naming the member it actually matches."""
+    canonical = group[0]
+    if dup.sha256 == canonical.sha256:
+        return f"byte-identical copy of {canonical.source}"
+    distance = hamming(dup.phash, canonical.phash)
+    if distance <= max_distance:
+        return (f"near-duplicate of {canonical.source} (perceptual-hash distance {distance} ≤ {max_distance}; "
+                "the canonical has more pixels or comes first)")
+    closest = min((m for m in group if m is not dup), key=lambda m: hamming(dup.phash, m.phash))
+    return (f"near-duplicate of {closest.source} (perceptual-hash distance {hamming(dup.phash, closest.phash)} "
+            f"≤ {max_distance}), which is in the group of {canonical.source}, the canonical")
 
 
 def assign_batches(unique_ids: list[str], previous: dict[str, str], batch_size: int) -> dict[str, str]:

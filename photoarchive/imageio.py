@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 # We check the pixel count ourselves, before decoding, with the limit from config.
 Image.MAX_IMAGE_PIXELS = None
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
@@ -140,7 +142,9 @@ def _decode_sixteen_bit(path: Path, im: Image.Image) -> tuple[np.ndarray, np.nda
     if alpha is not None:
         rgb = _over_white(rgb, alpha)
         alpha = np.ascontiguousarray(alpha)
-    orientation = im.getexif().get(0x0112, 1)
+    # OpenCV's TIFF decoder applies the TIFF Orientation tag itself (always, even with
+    # IMREAD_IGNORE_ORIENTATION; OpenCV 4.14); for PNG's eXIf chunk we apply it here.
+    orientation = 1 if im.format == "TIFF" else im.getexif().get(0x0112, 1)
     rgb = apply_orientation(rgb, orientation)
     if alpha is not None:
         alpha = apply_orientation(alpha, orientation)
@@ -211,6 +215,7 @@ def atomic_output(path: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

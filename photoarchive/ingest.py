@@ -95,7 +95,7 @@ def discover_sources(input_dir: Path, skip: tuple[Path, ...] = (), ignore: tuple
 def _zip_sources(path: Path, relpath: str) -> list[Source]:
     try:
         with zipfile.ZipFile(path) as zf:
-            names = [info.filename for info in zf.infolist() if not info.is_dir()]
+            names = sorted(info.filename for info in zf.infolist() if not info.is_dir())
     except (zipfile.BadZipFile, OSError):
         # The archive itself becomes one (failed) source so the manifest accounts for it.
         return [Source(photo_id(relpath), relpath)]

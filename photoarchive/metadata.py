@@ -36,7 +36,9 @@ METADATA_COLUMNS = ("file", "date", "title", "description", "people", "archive_i
 @contextmanager
 def exiftool_session() -> Iterator[exiftool.ExifToolHelper]:
     """One persistent exiftool process that knows the XMP-photoarchive namespace."""
-    with exiftool.ExifToolHelper(config_file=str(CONFIG_FILE), common_args=["-G1", "-n", "-struct"]) as et:
+    # check_execute=False: `_run` checks the result itself and names the file and exiftool's message
+    with exiftool.ExifToolHelper(config_file=str(CONFIG_FILE), common_args=["-G1", "-n", "-struct"],
+                                 check_execute=False) as et:
         yield et
 
 

@@ -20,23 +20,26 @@ def published_names(sources: Iterable[Source]) -> dict[str, tuple[str, str]]:
 
     relname keeps the input's sub-folders; a ZIP member lives under the archive's name without
     `.zip`. Where two sources would publish to the same name (img.png and img.bmp), both keep their
-    original suffix in the name (img.png → img_png_restored.png).
+    original suffix and the photo id's hash digits in the name (img_png-3f2a1c9d_restored.png).
     """
     sources = [s for s in sources if s.is_image]
+    by_id = {s.photo_id: s for s in sources}
     names: dict[str, tuple[str, str]] = {}
     for s in sources:
         path = PurePosixPath(s.relpath)
         if s.archive:
             archive = PurePosixPath(s.archive)
-            inner = [p for p in PurePosixPath((s.member or "").replace("\\", "/")).parts
-                     if p not in ("/", ".", "..")]  # never a path outside the status folder
+            inner = [p for p in (s.member or "").replace("\\", "/").split("/")
+                     if p not in ("", ".", "..")]  # never a path outside the status folder
             path = archive.with_suffix("").joinpath(*inner)
         names[s.photo_id] = (path.with_suffix("").as_posix(), _OUTPUT_SUFFIX[s.suffix])
+    # Names that would collide (also on case-insensitive file systems) get the photo id's
+    # hash digits, which are unique: img.png → img_png-3f2a1c9d_restored.png
     clashes = Counter((rel.casefold(), ext) for rel, ext in names.values())
     for pid, (rel, ext) in list(names.items()):
         if clashes[(rel.casefold(), ext)] > 1:
-            suffix = PurePosixPath(next(s.relpath for s in sources if s.photo_id == pid)).suffix
-            names[pid] = (f"{rel}_{suffix.lstrip('.').lower()}", ext)
+            suffix = PurePosixPath(by_id[pid].relpath).suffix.lstrip(".").lower()
+            names[pid] = (f"{rel}_{suffix}-{pid[-8:]}", ext)
     return names
 
 

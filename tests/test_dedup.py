@@ -118,9 +118,6 @@ def test_groups_of_one_are_included():
     assert sorted(len(g) for g in dedup_groups(records, MAX_DISTANCE)) == [1, 1]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: groups are transitive (union-find), but the reason quotes the "
-                                       "distance to the canonical, which can exceed max_distance: "
-                                       "'distance 16 ≤ 8'")
 def test_near_duplicate_reason_never_contradicts_itself():
     a = record("a.jpg", "0000000000000000", width=30)  # canonical: most pixels
     b = record("b.jpg", "00000000000000ff", width=20)  # 8 from a

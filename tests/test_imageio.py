@@ -216,12 +216,7 @@ def _write_oriented(path: Path, stored: np.ndarray, orientation: int) -> None:
         Image.fromarray(stored).save(path, exif=_exif(orientation), quality=95)
 
 
-_ORIENTATION_CASES = [(kind, o) for kind in ("png8", "jpg8", "tif8", "png16") for o in range(1, 9)] + [
-    pytest.param("tif16", o, marks=pytest.mark.xfail(
-        strict=True, reason="BUG: OpenCV's TIFF decoder already applies the Orientation tag, then "
-                            "_decode_sixteen_bit applies it a second time")) if o > 1 else ("tif16", o)
-    for o in range(1, 9)
-]
+_ORIENTATION_CASES = [(kind, o) for kind in ("png8", "jpg8", "tif8", "png16", "tif16") for o in range(1, 9)]
 
 
 @pytest.mark.parametrize(("kind", "orientation"), _ORIENTATION_CASES)
@@ -437,8 +432,6 @@ def test_write_atomic_replaces_content(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["data.json"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: tempfile.mkstemp creates the file 0600 and os.replace keeps that "
-                                       "mode, so results are unreadable for the group/others (umask ignored)")
 def test_write_atomic_gives_files_the_usual_permissions(tmp_path):
     umask = os.umask(0o022)
     try:

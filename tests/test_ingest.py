@@ -129,8 +129,6 @@ def test_discover_sources_plain_files_sorted(tmp_path):
     assert [s.relpath for s in discover_sources(tmp_path)] == sorted(rels, key=PurePosixPath)
 
 
-@pytest.mark.xfail(strict=True, reason="minor: the docstring promises 'sorted by path', but ZIP members "
-                                       "come in the archive's own order (_zip_sources does not sort)")
 def test_discover_sources_zip_members_sorted(tmp_path):
     _zip(tmp_path / "box.zip", {"z.jpg": b"x", "a.jpg": b"x"})
     assert [s.relpath for s in discover_sources(tmp_path)] == ["box.zip/a.jpg", "box.zip/z.jpg"]

@@ -220,9 +220,6 @@ def test_failed_write_raises_and_leaves_target(unwritable, et):
 
 
 @needs_exiftool
-@pytest.mark.xfail(strict=True, reason="BUG: ExifToolHelper's check_execute (default True) raises "
-                                       "ExifToolExecuteError('execute returned a non-zero exit status: 1') "
-                                       "before _run can raise its RuntimeError with the file and exiftool's stderr")
 def test_failed_write_says_which_file_and_why(unwritable, et):
     scan, target = unwritable
     with pytest.raises(RuntimeError) as info:
