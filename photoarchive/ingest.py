@@ -65,8 +65,8 @@ def discover_sources(input_dir: Path, skip: tuple[Path, ...] = (), ignore: tuple
     """All files under `input_dir` (recursively) plus the members of ZIPs in it, sorted by path.
 
     Hidden files and folders (names starting with '.'), names matching an `ignore` pattern
-    (fnmatch) and paths in `skip` (e.g. the metadata CSV) are left out. Symbolic links are not followed. Only the ZIP's directory is read here, nothing
-    is extracted.
+    (fnmatch) and paths in `skip` (e.g. the metadata CSV) are left out. Symbolic links are not
+    followed. Only the ZIP's directory is read here, nothing is extracted.
     """
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
