@@ -1,0 +1,322 @@
+"""Per-photo triage: image metrics and the processed/review verdict.
+
+Images are float32 H×W×3 RGB in [0, 1] (see CONTRIBUTING.md). The metric functions are also used by
+`photoarchive.enhance` to measure a scan before choosing a preset.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from skimage.metrics import structural_similarity
+
+log = logging.getLogger(__name__)
+
+# Immerkær's noise kernel: the difference of two Laplacians, blind to constant and linear ramps.
+# Its response to white noise of std σ has std 6σ (the kernel's L2 norm is 6).
+_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+# Variance of cv2.Laplacian (ksize=1, 4-neighbour kernel) applied to white noise of variance 1.
+_LAPLACIAN_NOISE_GAIN = 20.0
+# Noise and percentiles are read from at most this many pixels (a fixed stride, so deterministic).
+_MAX_SAMPLES = 1_000_000
+# Pixels used for the colour-cast estimate: mid-tones only (Lab L*), away from clipped black/white.
+_CAST_L_RANGE = (10.0, 95.0)
+# Gray world: radius (Lab a*b* units) of the dominant-tone cluster, and pixels it looks at.
+_CAST_RADIUS = 10.0
+_CAST_SAMPLES = 50_000
+# White patch: L* at and above this is clipped paper or specular highlight, carrying no colour.
+_CLIPPED_L = 99.0
+CAST_METHODS = ("consensus", "grayworld", "whitepatch")
+# Colour statistics are taken on a copy shrunk to this long side.
+_CAST_SIZE = 512
+
+# sRGB (D65) ↔ CIE Lab, as OpenCV and skimage define it. RGB → XYZ rows are divided by the white
+# point so that white maps to X = Y = Z = 1.
+_RGB_TO_XYZ = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
+_RGB_TO_XYZN = (_RGB_TO_XYZ / _RGB_TO_XYZ.sum(axis=1, keepdims=True)).astype(np.float32)
+_XYZN_TO_RGB = np.linalg.inv(_RGB_TO_XYZN.astype(np.float64)).astype(np.float32)
+_LAB_DELTA = 6.0 / 29.0
+# (fx, fy, fz, 1) → (L*, a*, b*) and back, as affine 3×4 matrices for cv2.transform.
+_F_TO_LAB = np.array([[0, 116, 0, -16], [500, -500, 0, 0], [0, 200, -200, 0]], np.float32)
+_LAB_TO_F = np.array(
+    [[1 / 116, 1 / 500, 0, 16 / 116], [1 / 116, 0, 0, 16 / 116], [1 / 116, 0, -1 / 200, 16 / 116]], np.float32
+)
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Return `image` as contiguous float32 H×W×3, or raise a TypeError/ValueError that says why not."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an H×W×3 RGB image, got shape {image.shape}")
+    if not np.issubdtype(image.dtype, np.floating):
+        raise TypeError(
+            f"expected float RGB in [0, 1], got {image.dtype}: read images with photoarchive.imageio, "
+            "which converts 8/16-bit files to float32"
+        )
+    return np.ascontiguousarray(image, dtype=np.float32)
+
+
+def rgb_to_lab(image: np.ndarray) -> np.ndarray:
+    """sRGB float image → CIE Lab (L* 0–100, a*, b*), float32, exact to ~1e-5.
+
+    OpenCV's float Lab conversion goes through lookup tables and is quantised (about 50 distinct L*
+    values across a 0.30–0.40 gray ramp, up to 0.6 L* off); this one keeps 16-bit sources' levels.
+    """
+    rgb = check_image(image)
+    lin = cv2.pow((np.maximum(rgb, 0.0) + np.float32(0.055)) * np.float32(1 / 1.055), 2.4)
+    dark = rgb <= 0.04045
+    lin[dark] = rgb[dark] * np.float32(1 / 12.92)
+    xyz = cv2.transform(lin, _RGB_TO_XYZN)
+    f = cv2.pow(np.maximum(xyz, 0.0), 1 / 3)
+    small = xyz <= _LAB_DELTA**3
+    f[small] = xyz[small] * np.float32(1 / (3 * _LAB_DELTA**2)) + np.float32(4 / 29)
+    return cv2.transform(f, _F_TO_LAB)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """CIE Lab → sRGB float32, inverse of `rgb_to_lab`; out-of-gamut values are not clipped above 1."""
+    f = cv2.transform(np.ascontiguousarray(lab, dtype=np.float32), _LAB_TO_F)
+    xyz = f * f * f
+    small = f <= _LAB_DELTA
+    xyz[small] = (f[small] - np.float32(4 / 29)) * np.float32(3 * _LAB_DELTA**2)
+    lin = np.maximum(cv2.transform(xyz, _XYZN_TO_RGB), 0.0)
+    rgb = cv2.pow(lin, 1 / 2.4) * np.float32(1.055) - np.float32(0.055)
+    dark = lin <= 0.0031308
+    rgb[dark] = lin[dark] * np.float32(12.92)
+    return rgb
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Luminance (Rec. 601 weights, as OpenCV) of an RGB float image, H×W float32."""
+    return cv2.cvtColor(check_image(image), cv2.COLOR_RGB2GRAY)
+
+
+def shrink_long_side(gray: np.ndarray, size: int) -> np.ndarray:
+    """Shrink a 2-D image (area filter) so that its long side is at most `size` pixels; never enlarge."""
+    h, w = gray.shape[:2]
+    scale = size / max(h, w)
+    if scale >= 1.0:
+        return gray
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    return cv2.resize(gray, (new_w, new_h), interpolation=cv2.INTER_AREA)
+
+
+def _subsample(values: np.ndarray, max_samples: int = _MAX_SAMPLES) -> np.ndarray:
+    """At most about `max_samples` rows of `values`, at a fixed stride (deterministic)."""
+    return values[:: max(1, len(values) // max_samples)]
+
+
+def _gray_noise_sigma(gray: np.ndarray) -> float:
+    if min(gray.shape) < 3:
+        return 0.0
+    response = cv2.filter2D(gray, cv2.CV_32F, _NOISE_KERNEL, borderType=cv2.BORDER_REFLECT)
+    response = response[1:-1, 1:-1]
+    mad = float(np.median(np.abs(_subsample(response.ravel()))))
+    return 1.4826 * mad / 6.0
+
+
+def noise_sigma(image: np.ndarray) -> float:
+    """Noise standard deviation of the luminance, in [0, 1] units, at full resolution.
+
+    Median absolute response of Immerkær's second-difference kernel (robust to edges and gradients),
+    scaled to σ for Gaussian noise. A clean image gives ~0, film grain ~0.01–0.03, a bad scan more.
+    """
+    return _gray_noise_sigma(to_gray(image))
+
+
+def sharpness(image: np.ndarray, size: int = 512, noise_compensate: bool = True) -> float:
+    """Variance of the Laplacian of a gray copy shrunk to long side `size`, in 8-bit units (×255²).
+
+    Shrinking makes scans of any resolution comparable; smaller images are measured as they are
+    (enlarging would only blur them). Around 100 and below reads as blurry, several hundred as sharp.
+    With `noise_compensate` the
+    Laplacian energy that the measured noise alone would give (20 σ²) is subtracted, so that denoising
+    does not read as a loss of sharpness and grain does not read as detail. Never negative.
+    """
+    gray = shrink_long_side(to_gray(image), size) * 255.0
+    lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT)
+    value = float(lap.astype(np.float64).var())
+    if noise_compensate:
+        value -= _LAPLACIAN_NOISE_GAIN * _gray_noise_sigma(gray) ** 2
+    return max(value, 0.0)
+
+
+def lab_thumbnail(image: np.ndarray, size: int = _CAST_SIZE) -> np.ndarray:
+    """Lab (L* 0–100, a*, b*) pixels of a copy shrunk to long side <= `size`, as an N×3 float32 array.
+
+    Colour statistics (means, bright percentiles) barely change with the shrink and cost far less.
+    """
+    image = check_image(image)
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    if scale < 1.0:
+        new_size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        image = cv2.resize(image, new_size, interpolation=cv2.INTER_AREA)
+    return rgb_to_lab(image).reshape(-1, 3)
+
+
+def _gray_world(lab: np.ndarray) -> np.ndarray:
+    """(a*, b*) of the dominant tone: mean-shift from the mid-tone median towards the densest cluster.
+
+    Plain gray world (the mean) is dragged by large coloured areas (an orange suit); the dominant
+    cluster within `_CAST_RADIUS` is the tone most of the picture shares.
+    """
+    light = lab[:, 0]
+    mask = (light >= _CAST_L_RANGE[0]) & (light <= _CAST_L_RANGE[1])
+    ab = _subsample((lab[mask] if np.count_nonzero(mask) >= 16 else lab)[:, 1:], _CAST_SAMPLES)
+    centre = np.median(ab, axis=0)
+    for _ in range(5):
+        near = ab[np.hypot(*(ab - centre).T) < _CAST_RADIUS]
+        if len(near) < max(16, 0.05 * len(ab)):
+            break
+        centre = near.mean(axis=0)
+    return centre
+
+
+def _white_patch(lab: np.ndarray, white_percent: float) -> np.ndarray:
+    """(a*, b*) of the brightest `white_percent` % of the pixels below clipping (the paper white)."""
+    unclipped = lab[lab[:, 0] < _CLIPPED_L]
+    if len(unclipped) < 16:
+        unclipped = lab
+    light = unclipped[:, 0]
+    bright = unclipped[light >= np.percentile(light, 100.0 - white_percent)]
+    return bright[:, 1:].astype(np.float64).mean(axis=0)
+
+
+def lab_cast(image: np.ndarray, method: str = "consensus", white_percent: float = 2.0) -> tuple[float, float]:
+    """Colour cast as Lab (a*, b*); (0, 0) is neutral, b* > 0 yellow, a* > 0 red/magenta.
+
+    `grayworld`: the dominant mid-tone (see `_gray_world`); `whitepatch`: the brightest unclipped
+    `white_percent` %; `consensus` (default): per channel, the smaller of the two when they agree in
+    sign, else 0. The consensus only sees a cast that both the mid-tones and the highlights share,
+    so a blue sky or a brown interior is not mistaken for a cast, while a yellowed print still is.
+    """
+    if method not in CAST_METHODS:
+        raise ValueError(f"cast method must be one of {CAST_METHODS}, got {method!r}")
+    lab = lab_thumbnail(image)
+    if method == "grayworld":
+        cast = _gray_world(lab)
+    elif method == "whitepatch":
+        cast = _white_patch(lab, white_percent)
+    else:
+        gray, white = _gray_world(lab), _white_patch(lab, white_percent)
+        agree = np.sign(gray) == np.sign(white)
+        cast = np.where(agree, np.sign(gray) * np.minimum(np.abs(gray), np.abs(white)), 0.0)
+    return float(cast[0]), float(cast[1])
+
+
+def colour_cast(image: np.ndarray, method: str = "consensus", white_percent: float = 2.0) -> float:
+    """Distance of the cast (see `lab_cast`) from neutral, in Lab units (≈2 barely visible, >10 strong)."""
+    a, b = lab_cast(image, method, white_percent)
+    return math.hypot(a, b)
+
+
+def face_ssim(before_face: np.ndarray, after_face: np.ndarray, size: int = 64) -> float:
+    """Structural similarity of two face crops, gray, both resized to size×size (1.0 = identical).
+
+    At low resolution SSIM ignores restored skin texture and grain and reacts to changed structure
+    (eyes, mouth, face shape), which is what would make a restored face look like another person.
+    """
+    if size < 7:
+        raise ValueError(f"face_ssim size must be at least 7 (the SSIM window), got {size}")
+    a = cv2.resize(to_gray(before_face), (size, size), interpolation=cv2.INTER_AREA)
+    b = cv2.resize(to_gray(after_face), (size, size), interpolation=cv2.INTER_AREA)
+    return float(structural_similarity(a, b, data_range=1.0))
+
+
+def largest_face_ratio(face_boxes: Sequence[Sequence[float]], shape: Sequence[int]) -> float:
+    """Long side of the largest face box over the image's short side (0.0 without faces).
+
+    `face_boxes` are (x0, y0, x1, y1) in image pixels, clipped to the image; `shape` is the image
+    shape (H, W[, C]).
+    """
+    h, w = int(shape[0]), int(shape[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"image shape must be positive, got {tuple(shape)}")
+    best = 0.0
+    for box in face_boxes:
+        if len(box) != 4:
+            raise ValueError(f"face box must be (x0, y0, x1, y1), got {box!r}")
+        x0, y0, x1, y1 = (float(v) for v in box)
+        bw = min(max(x1, 0.0), w) - min(max(x0, 0.0), w)
+        bh = min(max(y1, 0.0), h) - min(max(y0, 0.0), h)
+        best = max(best, bw, bh)
+    return best / min(h, w)
+
+
+def _number(metrics: dict, key: str) -> float | None:
+    value = metrics.get(key)
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def triage(metrics: dict, cfg: dict) -> tuple[str, list[str]]:
+    """Verdict "processed" or "review" for one photo, with human-readable reasons.
+
+    `metrics` keys (missing or None ones skip their rule): faces, largest_face_ratio, sharpness_before,
+    sharpness_after, noise_after, colour_cast_after, face_ssim (min over faces), restore_errors,
+    is_document, person_found. `cfg` is config["qa"]; a threshold set to null disables its rule.
+    A photo without faces (landscape, document) is processed like any other.
+    """
+    reasons: list[str] = []
+    faces = int(metrics.get("faces") or 0)
+
+    for error in metrics.get("restore_errors") or []:
+        reasons.append(f"restoration failed: {error}")
+
+    min_ssim = cfg.get("min_face_ssim")
+    ssim = _number(metrics, "face_ssim")
+    if min_ssim is not None and ssim is not None and ssim < min_ssim:
+        reasons.append(
+            f"face similarity {ssim:.2f} < {min_ssim:.2f}: the restored face may not look like the original"
+        )
+
+    min_ratio = cfg.get("min_sharpness_ratio")
+    before, after = _number(metrics, "sharpness_before"), _number(metrics, "sharpness_after")
+    if min_ratio is not None and before is not None and after is not None and before > 0:
+        ratio = after / before
+        if ratio < min_ratio:
+            reasons.append(
+                f"sharpness fell from {before:.0f} to {after:.0f} (ratio {ratio:.2f} < {min_ratio:.2f}): "
+                "the result is softer than the scan"
+            )
+
+    min_face = cfg.get("min_face_ratio")
+    face_ratio = _number(metrics, "largest_face_ratio")
+    if min_face is not None and faces > 0 and face_ratio is not None and face_ratio < min_face:
+        reasons.append(
+            f"largest face is {face_ratio:.3f} of the image's short side < {min_face:.3f}: "
+            f"{faces} small face(s) were restored from very few pixels"
+        )
+
+    max_cast = cfg.get("max_colour_cast")
+    cast = _number(metrics, "colour_cast_after")
+    if max_cast is not None and cast is not None and cast > max_cast:
+        reasons.append(f"colour cast {cast:.1f} > {max_cast:.1f} after enhancement: colours still tinted")
+
+    max_noise = cfg.get("max_noise")
+    noise = _number(metrics, "noise_after")
+    if max_noise is not None and noise is not None and noise > max_noise:
+        reasons.append(f"noise σ={noise:.3f} > {max_noise:.3f} after enhancement: still grainy")
+
+    if cfg.get("review_missing_face") and metrics.get("person_found") and faces == 0:
+        reasons.append("a person was detected but no face (0 faces): the face may be missed or unrestored")
+
+    if cfg.get("review_document_faces") and metrics.get("is_document") and faces > 0:
+        reasons.append(f"document with {faces} restored face(s): an ID photo must keep its exact look")
+
+    if reasons:
+        log.debug("review: %s", "; ".join(reasons))
+        return "review", reasons
+    if faces == 0:
+        return "processed", ["all checks passed (no faces: landscape or document)"]
+    return "processed", [f"all checks passed ({faces} face(s))"]
