@@ -43,6 +43,7 @@ __all__ = [
     "FaceDetector",
     "align_face",
     "alignment_template",
+    "as_rgb",
     "crop_scale",
     "paste_faces",
     "resolve_device",
@@ -167,8 +168,8 @@ class Face:
 # ------------------------------------------------------------------------------------------ detection
 
 
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    """float32 H×W×3 view of an RGB/gray/RGBA image in [0, 1]."""
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """float32 H×W×3 RGB from an RGB, gray (H×W) or RGBA image in [0, 1] (no copy when already so)."""
     image = np.asarray(image)
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
@@ -274,7 +275,7 @@ class FaceDetector:
 
     def detect(self, image: np.ndarray) -> tuple[list[Face], list[dict[str, Any]]]:
         """Detect faces → (kept faces, skipped candidates with ``reason``), both in image pixels."""
-        image = _as_rgb(image)
+        image = as_rgb(image)
         h, w = image.shape[:2]
         small, sx, sy = _capped_copy(image, int(self.cfg["detect_max_side"]))
         if self.name == "retinaface":
@@ -472,7 +473,7 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int, interpolatio
         raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATION)}, got {interpolation!r}")
     if border not in _BORDER:
         raise ValueError(f"border must be one of {sorted(_BORDER)}, got {border!r}")
-    image = _as_rgb(image)
+    image = as_rgb(image)
     affine = similarity_transform(landmarks, alignment_template(size))
     crop = cv2.warpAffine(image, affine, (int(size), int(size)), flags=_INTERPOLATION[interpolation],
                           borderMode=_BORDER[border], borderValue=(0.0, 0.0, 0.0))
@@ -529,7 +530,7 @@ def paste_faces(image: np.ndarray, restored_crops: list[np.ndarray], affines: li
     if weights is not None and len(weights) != len(affines):
         raise ValueError(f"{len(weights)} weights but {len(affines)} affines")
     interp = _INTERPOLATION[cfg["interpolation"]]
-    out = np.array(_as_rgb(image), dtype=np.float32, copy=True)
+    out = np.array(as_rgb(image), dtype=np.float32, copy=True)
     height, width = out.shape[:2]
     if matte is not None:
         matte = np.asarray(matte, dtype=np.float32)
@@ -538,7 +539,7 @@ def paste_faces(image: np.ndarray, restored_crops: list[np.ndarray], affines: li
         if matte.shape != (height, width):
             raise ValueError(f"matte shape {matte.shape} does not match the image {(height, width)}")
     for index, (crop, affine) in enumerate(zip(restored_crops, affines, strict=True)):
-        crop = _as_rgb(crop)
+        crop = as_rgb(crop)
         size = crop.shape[0]
         if crop.shape[1] != size:
             raise ValueError(f"face {index}: crop must be square, got {crop.shape}")

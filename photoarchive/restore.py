@@ -35,6 +35,7 @@ from photoarchive.faces import (
     Face,
     align_face,
     alignment_template,
+    as_rgb,
     crop_scale,
     paste_faces,
     resolve_device,
@@ -612,7 +613,7 @@ def restore_faces(
     """
     cfg = _merge(RESTORE_DEFAULTS, cfg or {})
     controls = resolve_controls(cfg, overrides)
-    source = np.asarray(image, dtype=np.float32)
+    source = as_rgb(image)
     selector_info: dict[str, Any] = {}
     if isinstance(restorer, RestorerSelector):
         chosen = restorer.restorer_for(source.shape)
