@@ -1,0 +1,536 @@
+"""GPEN blind face restoration network (Yang et al., CVPR 2021), written for fast inference.
+
+`GPEN` is a re-implementation of the official ``FullGenerator`` (github.com/yangxy/GPEN): a plain
+conv encoder turns the aligned face into one style vector plus one feature map per resolution, and a
+StyleGAN2 decoder driven by that style concatenates each feature map to its own activations (GPEN's
+"noise" inputs, ``isconcat=True``). Parameter and buffer names, shapes and order match the official
+state dict, so the GPEN-BFR-256/512/1024/2048 checkpoints load with ``strict=True``.
+
+What differs from the official code is only how the same numbers are computed:
+
+- the FIR blur is a depthwise ``conv2d`` and the FIR upsampling a depthwise ``conv_transpose2d``
+  (the official CPU path zero-stuffs, pads and reshapes every channel into a one-channel conv);
+- a modulated conv scales its input by the style, runs one ordinary conv with the shared weight and
+  scales the output by the demodulation factor. That is the same linear map as modulating the weight
+  per sample, with no per-sample weights and no Python loop over the batch;
+- activations are kept ``channels_last``, the layout oneDNN and cuDNN convolutions prefer.
+
+Pure PyTorch and device-agnostic; fp32 on CPU, and fp16 under CUDA autocast if the caller wants it.
+Weights are loaded outside the module by `load_gpen` (bare state dict or a ``g_ema`` training
+checkpoint, ``torch.load(..., weights_only=True)``, strict, ``eval()``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import pickle
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["GPEN", "GPEN_CONFIGS", "config_for_state_dict", "load_gpen"]
+
+logger = logging.getLogger(__name__)
+
+# Official FullGenerator settings of the released GPEN-BFR checkpoints, by face size (pixels).
+# 256, 512 and 2048 come from the official demo command lines; 1024 (ModelScope
+# ``damo/cv_gpen_image-portrait-enhancement-hires``) uses the 512/2048 settings with its own size.
+_COMMON = {"style_dim": 512, "n_mlp": 8, "blur_kernel": [1, 3, 3, 1], "lr_mlp": 0.01, "isconcat": True}
+GPEN_CONFIGS: dict[int, dict] = {
+    256: {"size": 256, "channel_multiplier": 1, "narrow": 0.5, **_COMMON},
+    512: {"size": 512, "channel_multiplier": 2, "narrow": 1, **_COMMON},
+    1024: {"size": 1024, "channel_multiplier": 2, "narrow": 1, **_COMMON},
+    2048: {"size": 2048, "channel_multiplier": 2, "narrow": 1, **_COMMON},
+}
+
+_SQRT2 = math.sqrt(2.0)
+# Channel count per resolution before `narrow` is applied; from 64 px up it is also scaled by
+# channel_multiplier.
+_BASE_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16, 2048: 8}
+_MAX_SIZE = max(_BASE_CHANNELS)
+
+
+def channel_table(size: int, channel_multiplier: int, narrow: float) -> dict[int, int]:
+    """Feature channels per resolution (4 … size), as in the official code."""
+    table = {}
+    for res in (2**i for i in range(2, int(math.log2(size)) + 1)):
+        multiplier = channel_multiplier if res >= 64 else 1
+        table[res] = int(_BASE_CHANNELS[res] * multiplier * narrow)
+    return table
+
+
+def _fir_kernel(taps: Sequence[float], gain: float = 1.0) -> torch.Tensor:
+    """2-D FIR kernel from 1-D taps: normalised outer product, times ``gain``."""
+    k = torch.tensor(taps, dtype=torch.float32)
+    k = k[None, :] * k[:, None]
+    return k / k.sum() * gain
+
+
+def _leaky_relu_scaled(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """StyleGAN2's fused_leaky_relu: sqrt(2) * leaky_relu(x + bias, 0.2), bias along dim 1."""
+    # In place on x (always a fresh temporary here): on CPU, every new large tensor costs page
+    # faults on top of the arithmetic. sqrt(2) goes first, so autograd still works.
+    x = x.add_(bias.to(x.dtype).view(1, -1, *([1] * (x.dim() - 2)))).mul_(_SQRT2)
+    return F.leaky_relu_(x, 0.2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Building blocks
+# --------------------------------------------------------------------------------------------------
+
+
+class Blur(nn.Module):
+    """Fixed 4×4 FIR low-pass filter applied per channel with zero padding ``pad`` on every side.
+
+    Args:
+        taps (Sequence[float]): 1-D filter taps; the stored kernel is their normalised outer product.
+        pad (int): zero padding on each side; the output is ``H + 2*pad - 3`` pixels high.
+        gain (float): kernel gain, 4 after a stride-2 transposed conv. Default: 1.
+    """
+
+    def __init__(self, taps: Sequence[float], pad: int, gain: float = 1.0):
+        super().__init__()
+        self.register_buffer("kernel", _fir_kernel(taps, gain))  # 4×4, persistent (in the state dict)
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = x.shape[1]
+        # upfirdn2d convolves (flipped kernel); conv2d correlates, so flip to get the same numbers.
+        weight = self.kernel.flip(0, 1).expand(channels, 1, -1, -1)
+        return F.conv2d(x, weight, padding=self.pad, groups=channels)
+
+
+class Upsample(nn.Module):
+    """2× FIR upsampling of the RGB skip image, as upfirdn2d(up=2, pad=(2, 1)) with a 4×4 kernel.
+
+    Zero-stuffing, padding by (2, 1) and convolving with the kernel equals a stride-2 transposed
+    conv with the (unflipped) kernel and ``padding=1``: N×C×H×W → N×C×2H×2W.
+
+    Args:
+        taps (Sequence[float]): 1-D filter taps; the stored kernel is their outer product, sum 4.
+    """
+
+    def __init__(self, taps: Sequence[float]):
+        super().__init__()
+        self.register_buffer("kernel", _fir_kernel(taps, gain=4.0))  # 4×4, persistent
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = x.shape[1]
+        weight = self.kernel.expand(channels, 1, -1, -1)
+        return F.conv_transpose2d(x, weight, stride=2, padding=1, groups=channels)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalised learning rate (weight scaled at run time), optional activation.
+
+    Args:
+        in_dim (int): input features.
+        out_dim (int): output features.
+        bias_init (float): initial bias. Default: 0.
+        lr_mul (float): learning-rate multiplier folded into weight and bias. Default: 1.
+        activate (bool): apply the scaled leaky ReLU after the bias. Default: False.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, bias_init: float = 0.0, lr_mul: float = 1.0,
+                 activate: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
+        self.scale = lr_mul / math.sqrt(in_dim)
+        self.lr_mul = lr_mul
+        self.activate = activate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: N×in_dim → N×out_dim
+        out = F.linear(x, self.weight * self.scale)
+        if self.activate:
+            return _leaky_relu_scaled(out, self.bias * self.lr_mul)
+        return out + self.bias * self.lr_mul
+
+
+class PixelNorm(nn.Module):
+    """Normalise each latent vector to unit root-mean-square (N×D → N×D)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class EqualConv2d(nn.Module):
+    """Bias-free conv with equalised learning rate (the bias lives in the following activation).
+
+    Args:
+        in_channels (int): input channels.
+        out_channels (int): output channels.
+        kernel_size (int): square kernel size.
+        stride (int): stride. Default: 1.
+        padding (int): zero padding. Default: 0.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
+        self.stride = stride
+        self.padding = padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, stride=self.stride, padding=self.padding)
+
+
+class FusedLeakyReLU(nn.Module):
+    """Per-channel bias, then leaky ReLU (slope 0.2) times sqrt(2).
+
+    Args:
+        channels (int): number of channels (length of the bias).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _leaky_relu_scaled(x, self.bias)
+
+
+class EncoderLayer(nn.Sequential):
+    """Encoder conv: [Blur + stride 2] 3×3 conv, or a 1×1 conv at full size, then FusedLeakyReLU.
+
+    A ``nn.Sequential`` so that the state-dict keys match the official ``ConvLayer``
+    (``0`` = Blur when downsampling, then the conv, then the activation bias).
+
+    Args:
+        in_channels (int): input channels.
+        out_channels (int): output channels.
+        downsample (bool): blur and halve the resolution with a 3×3 stride-2 conv; else a 1×1 conv.
+        taps (Sequence[float]): blur taps used when downsampling.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, downsample: bool, taps: Sequence[float]):
+        if downsample:
+            # Blur pads 2 (H → H+1), then the 3×3 stride-2 conv gives H/2.
+            layers = [Blur(taps, pad=2), EqualConv2d(in_channels, out_channels, 3, stride=2)]
+        else:
+            layers = [EqualConv2d(in_channels, out_channels, 1)]
+        super().__init__(*layers, FusedLeakyReLU(out_channels))
+
+
+class ModulatedConv2d(nn.Module):
+    """StyleGAN2 modulated conv: weight scaled per input channel by the style, optionally demodulated.
+
+    Each sample gets its own weight; the batch is folded into the channels so that the whole batch
+    is one grouped conv (``groups=N``).
+
+    Args:
+        in_channels (int): input channels.
+        out_channels (int): output channels.
+        kernel_size (int): 3 for the decoder convs, 1 for ToRGB.
+        style_dim (int): length of the latent vector.
+        demodulate (bool): normalise each output channel's modulated weight to unit norm.
+        upsample (bool): 2× upsampling (stride-2 transposed conv followed by a 4×4 blur).
+        taps (Sequence[float]): blur taps, used when ``upsample``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
+                 demodulate: bool, upsample: bool, taps: Sequence[float]):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size))
+        if upsample:
+            # transposed conv: H → 2H+1; blur with pad 1 (kernel×4): 2H+1 → 2H
+            self.blur = Blur(taps, pad=1, gain=4.0)
+        self.modulation = EqualLinear(style_dim, in_channels, bias_init=1.0)
+        self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
+        self.demodulate = demodulate
+        self.upsample = upsample
+
+    def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        # x: N×Cin×H×W, latent: N×style_dim → N×Cout×H'×W' (H' = 2H when upsampling, else H)
+        n, c_in, h, w = x.shape
+        weight = self.weight[0]  # Cout×Cin×k×k, shared by the batch
+        k = weight.shape[-1]
+        style = self.modulation(latent) * self.scale  # N×Cin
+        coef = style[:, None, :]  # N×1×Cin: per-sample factor of each weight W[o, i]
+        if self.demodulate:
+            # |W[o] * s| ** 2 summed over (i, ky, kx) is s**2 @ |W[o, i]|**2: a small N×Cin @ Cin×Cout
+            # product instead of squaring the whole N×Cout×Cin×k×k modulated weight.
+            sq_norm = style.square() @ weight.square().sum(dim=(2, 3)).t()  # N×Cout
+            coef = coef * torch.rsqrt(sq_norm + 1e-8)[:, :, None]  # N×Cout×Cin
+        x = x.reshape(1, n * c_in, h, w)  # batch folded into channels: one conv with N groups
+        if self.upsample:
+            # transposed-conv weights are laid out in×out: N·Cin×Cout×k×k
+            weight = weight.transpose(0, 1) * coef.transpose(1, 2)[..., None, None]  # N×Cin×Cout×k×k
+            out = F.conv_transpose2d(x, weight.reshape(n * c_in, -1, k, k), stride=2, groups=n)
+            return self.blur(out.reshape(n, -1, 2 * h + 1, 2 * w + 1))  # N×Cout×2H×2W
+        weight = weight * coef[..., None, None]  # N×Cout×Cin×k×k
+        out = F.conv2d(x, weight.reshape(-1, c_in, k, k), padding=k // 2, groups=n)
+        return out.reshape(n, -1, h, w)
+
+
+class StyledConv(nn.Module):
+    """Modulated 3×3 conv, then concatenation of the encoder feature map, then FusedLeakyReLU.
+
+    Official name of the concatenation is ``noise`` (NoiseInjection with ``isconcat=True``): the
+    "noise" is the encoder feature at the same resolution, scaled by one learned weight.
+
+    Args:
+        in_channels (int): input channels (already doubled by the previous concatenation).
+        out_channels (int): conv output channels; the block outputs ``2*out_channels``.
+        style_dim (int): length of the latent vector.
+        upsample (bool): 2× upsampling conv.
+        taps (Sequence[float]): blur taps.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, style_dim: int, upsample: bool,
+                 taps: Sequence[float]):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channels, out_channels, 3, style_dim, demodulate=True,
+                                    upsample=upsample, taps=taps)
+        self.noise = FeatureInjection()
+        self.activate = FusedLeakyReLU(2 * out_channels)
+
+    def forward(self, x: torch.Tensor, latent: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+        # x: N×Cin×H×W (H' = 2H if upsampling), feature: N×Cout×H'×W' → N×2Cout×H'×W'
+        return self.activate(self.noise(self.conv(x, latent), feature))
+
+
+class FeatureInjection(nn.Module):
+    """Concatenate ``weight * feature`` to the activations along channels (N×C + N×C → N×2C)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+        return torch.cat((x, feature * self.weight.to(feature.dtype)), dim=1)
+
+
+class ToRGB(nn.Module):
+    """1×1 modulated conv (no demodulation) to RGB plus bias, added to the upsampled previous RGB.
+
+    Args:
+        in_channels (int): input channels.
+        style_dim (int): length of the latent vector.
+        taps (Sequence[float] | None): FIR taps to upsample the previous RGB image; None for the
+            first (4×4) layer, which has no previous image.
+    """
+
+    def __init__(self, in_channels: int, style_dim: int, taps: Sequence[float] | None):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        if taps is not None:
+            self.upsample = Upsample(taps)
+        self.conv = ModulatedConv2d(in_channels, 3, 1, style_dim, demodulate=False, upsample=False,
+                                    taps=())
+
+    def forward(self, x: torch.Tensor, latent: torch.Tensor,
+                skip: torch.Tensor | None = None) -> torch.Tensor:
+        # x: N×C×H×W, skip: N×3×(H/2)×(W/2) → N×3×H×W
+        out = self.conv(x, latent) + self.bias.to(x.dtype)
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out
+
+
+class ConstantInput(nn.Module):
+    """Learned 1×C×4×4 start tensor, repeated over the batch."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, 4, 4))
+
+    def forward(self, batch: int) -> torch.Tensor:
+        return self.input.expand(batch, -1, -1, -1)
+
+
+class StyleDecoder(nn.Module):
+    """StyleGAN2 decoder of GPEN (official ``Generator``), driven by one latent and encoder features.
+
+    Args:
+        size (int): output size in pixels.
+        style_dim (int): latent length.
+        n_mlp (int): layers of the mapping MLP.
+        channels (dict[int, int]): channels per resolution.
+        taps (Sequence[float]): FIR taps.
+        lr_mlp (float): learning-rate multiplier of the mapping MLP.
+    """
+
+    def __init__(self, size: int, style_dim: int, n_mlp: int, channels: dict[int, int],
+                 taps: Sequence[float], lr_mlp: float):
+        super().__init__()
+        self.style = nn.Sequential(
+            PixelNorm(),
+            *(EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activate=True) for _ in range(n_mlp)),
+        )
+        self.input = ConstantInput(channels[4])
+        self.conv1 = StyledConv(channels[4], channels[4], style_dim, upsample=False, taps=taps)
+        self.to_rgb1 = ToRGB(2 * channels[4], style_dim, taps=None)
+
+        # Per resolution 8 … size: upsampling conv, conv, ToRGB. Inputs are 2× wide (concatenation).
+        self.convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        in_channels = channels[4]
+        for res in (2**i for i in range(3, int(math.log2(size)) + 1)):
+            out_channels = channels[res]
+            self.convs.append(StyledConv(2 * in_channels, out_channels, style_dim, upsample=True, taps=taps))
+            self.convs.append(StyledConv(2 * out_channels, out_channels, style_dim, upsample=False, taps=taps))
+            self.to_rgbs.append(ToRGB(2 * out_channels, style_dim, taps=taps))
+            in_channels = out_channels
+
+    def forward(self, code: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+        # code: N×style_dim; features: encoder maps coarse to fine, [N×C4×4×4, …, N×Cs×s×s]
+        latent = self.style(code)  # N×style_dim, one latent shared by every layer
+        out = self.input(code.shape[0]).to(features[0].dtype)  # N×C4×4×4
+        out = self.conv1(out, latent, features[0])  # N×2C4×4×4
+        rgb = self.to_rgb1(out, latent)  # N×3×4×4
+        for up_conv, conv, to_rgb, feature in zip(
+            self.convs[::2], self.convs[1::2], self.to_rgbs, features[1:], strict=True
+        ):
+            out = up_conv(out, latent, feature)  # N×2Cr×r×r, r doubles
+            out = conv(out, latent, feature)  # N×2Cr×r×r
+            rgb = to_rgb(out, latent, rgb)  # N×3×r×r
+        return rgb
+
+
+# --------------------------------------------------------------------------------------------------
+# The network
+# --------------------------------------------------------------------------------------------------
+
+
+class GPEN(nn.Module):
+    """GPEN-BFR generator: aligned face in, restored face out (official ``FullGenerator``).
+
+    Keyword names are the official ``config`` keys (see `GPEN_CONFIGS`); defaults are GPEN-BFR-512.
+
+    Args:
+        size (int): face size in pixels, a power of two from 8 to 2048. Default: 512.
+        style_dim (int): latent length. Default: 512.
+        n_mlp (int): layers of the mapping MLP. Default: 8.
+        channel_multiplier (int): channel multiplier from 64 px up. Default: 2.
+        narrow (float): scales every channel count. Default: 1.
+        blur_kernel (Sequence[float]): 4 FIR taps of the blur/upsampling filters. Default: [1, 3, 3, 1].
+        lr_mlp (float): learning-rate multiplier of the mapping MLP. Default: 0.01.
+        isconcat (bool): encoder features are concatenated to the decoder activations. Must be True:
+            every released checkpoint uses it (False would add random noise instead). Default: True.
+    """
+
+    def __init__(self, size: int = 512, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
+                 narrow: float = 1, blur_kernel: Sequence[float] = (1, 3, 3, 1), lr_mlp: float = 0.01,
+                 isconcat: bool = True):
+        super().__init__()
+        if size not in _BASE_CHANNELS or size < 8:
+            raise ValueError(f"GPEN size must be a power of two from 8 to {_MAX_SIZE}, got {size!r}")
+        if not isconcat:
+            raise ValueError("GPEN isconcat=False (random noise injection) is not supported: every "
+                             "released GPEN checkpoint uses isconcat=True")
+        if len(blur_kernel) != 4:
+            raise ValueError(f"GPEN blur_kernel must have 4 taps (the padding assumes it), got {blur_kernel!r}")
+        if style_dim < 1 or n_mlp < 1 or channel_multiplier < 1 or narrow <= 0 or lr_mlp <= 0:
+            raise ValueError("GPEN style_dim, n_mlp, channel_multiplier, narrow and lr_mlp must be positive")
+        channels = channel_table(size, channel_multiplier, narrow)
+        if min(channels.values()) < 1:
+            raise ValueError(f"GPEN narrow={narrow} leaves a layer with no channels")
+        taps = [float(t) for t in blur_kernel]
+        self.size = size
+
+        # Registration order (decoder, ecd0…, final_linear) fixes the official state-dict order.
+        self.generator = StyleDecoder(size, style_dim, n_mlp, channels, taps, lr_mlp)
+        resolutions = [2**i for i in range(int(math.log2(size)), 1, -1)]  # size, size/2, …, 4
+        self.add_module("ecd0", nn.Sequential(EncoderLayer(3, channels[size], downsample=False, taps=taps)))
+        for i, (res_in, res_out) in enumerate(itertools.pairwise(resolutions), start=1):
+            layer = EncoderLayer(channels[res_in], channels[res_out], downsample=True, taps=taps)
+            self.add_module(f"ecd{i}", nn.Sequential(layer))
+        self.encoder_names = [f"ecd{i}" for i in range(len(resolutions))]
+        self.final_linear = nn.Sequential(EqualLinear(channels[4] * 16, style_dim, activate=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Restore aligned faces: N×3×S×S RGB in [-1, 1] → N×3×S×S RGB, roughly [-1, 1], unclamped."""
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != self.size or x.shape[3] != self.size:
+            raise ValueError(f"GPEN-{self.size} expects N×3×{self.size}×{self.size} input, got {tuple(x.shape)}")
+        # Encoder: 1×1 conv at full size, then blur + stride-2 3×3 convs down to 4×4.
+        h = x.contiguous(memory_format=torch.channels_last)
+        features = []
+        for name in self.encoder_names:
+            h = getattr(self, name)(h)  # N×C_r×r×r, r = S, S/2, …, 4
+            features.append(h)
+        # Style code from the 4×4 map, flattened in NCHW order as in the official code.
+        code = self.final_linear(h.reshape(h.shape[0], -1))  # N×style_dim
+        # Decoder: coarse-to-fine StyleGAN2, each resolution concatenating its encoder map.
+        out = self.generator(code, features[::-1])
+        return out.contiguous()
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading weights
+# --------------------------------------------------------------------------------------------------
+
+
+def config_for_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict:
+    """Infer the `GPEN` keyword arguments from a generator state dict's keys and shapes.
+
+    ``blur_kernel`` and ``lr_mlp`` leave no trace in the shapes; the official values are assumed
+    (every released checkpoint uses them). Raises ValueError if this is not a GPEN generator.
+    """
+    required = ["generator.style.1.weight", "generator.input.input", "generator.conv1.activate.bias",
+                "generator.to_rgbs.0.bias", "ecd0.0.0.weight", "final_linear.0.weight"]
+    missing = [key for key in required if key not in state_dict]
+    if missing:
+        raise ValueError(f"not a GPEN generator state dict (no {', '.join(missing)})")
+    style_dim = state_dict["generator.style.1.weight"].shape[0]
+    n_mlp = sum(f"generator.style.{i}.weight" in state_dict for i in range(1, len(state_dict)))
+    size = 4 * 2 ** sum(f"generator.to_rgbs.{i}.bias" in state_dict for i in range(len(state_dict)))
+    if size not in _BASE_CHANNELS:
+        raise ValueError(f"GPEN state dict for an unsupported size {size}")
+    c4 = state_dict["generator.input.input"].shape[1]
+    narrow = c4 / _BASE_CHANNELS[4]
+    if narrow.is_integer():
+        narrow = int(narrow)
+    c_size = state_dict["ecd0.0.0.weight"].shape[0]  # channels at full size
+    channel_multiplier = round(c_size / (_BASE_CHANNELS[size] * narrow)) if size >= 64 else 1
+    if state_dict["generator.conv1.activate.bias"].shape[0] != 2 * c4:
+        raise ValueError("GPEN state dict with isconcat=False: not supported (no released checkpoint uses it)")
+    config = {"size": size, "style_dim": style_dim, "n_mlp": n_mlp, "channel_multiplier": channel_multiplier,
+              "narrow": narrow, "blur_kernel": [1, 3, 3, 1], "lr_mlp": 0.01, "isconcat": True}
+    if channel_multiplier < 1 or channel_table(size, channel_multiplier, narrow)[size] != c_size:
+        raise ValueError(f"GPEN state dict with a channel layout no config produces ({c4} channels at 4 px, "
+                         f"{c_size} at {size} px)")
+    return config
+
+
+def load_gpen(path: str | Path, device: str | torch.device = "cpu") -> GPEN:
+    """Build the GPEN that fits the weights in ``path`` (any size), load them strictly, in eval mode.
+
+    ``path`` holds a bare generator state dict (the released GPEN-BFR-*.pth) or a training
+    checkpoint with a ``g_ema`` entry. Loaded with ``weights_only=True``, kept in float32.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"GPEN weights not found: {path}. Fetch them first with "
+                                "`python -m photoarchive.download` (see its --help), or fix the path in config.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        raise ValueError(f"{path} cannot be loaded as plain tensors (weights_only=True refuses Python "
+                         f"objects; a damaged or partial download fails too): {err}") from err
+    if isinstance(checkpoint, Mapping) and "g_ema" in checkpoint:
+        checkpoint = checkpoint["g_ema"]  # training checkpoint {g, d, g_ema, g_optim, d_optim}
+    if not isinstance(checkpoint, Mapping) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise ValueError(f"{path} is not a GPEN generator checkpoint: expected a state dict of tensors")
+    try:
+        config = config_for_state_dict(checkpoint)
+    except ValueError as err:
+        raise ValueError(f"{path} is not a GPEN generator checkpoint: {err}. Note that *-D.pth files are "
+                         "discriminators; the restorer needs the generator, e.g. GPEN-BFR-512.pth") from err
+    with torch.device("meta"):  # no random init: the parameters are the loaded tensors
+        model = GPEN(**config)
+    state_dict = {key: value.float() for key, value in checkpoint.items()}
+    try:
+        model.load_state_dict(state_dict, strict=True, assign=True)
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not match the GPEN-{config['size']} layout: {err}") from err
+    logger.info("loaded GPEN-%d from %s", config["size"], path)
+    return model.eval().to(device)
