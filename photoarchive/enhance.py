@@ -24,12 +24,24 @@ import time
 import cv2
 import numpy as np
 
-from photoarchive.qa import check_image, lab_cast, lab_to_rgb, noise_sigma, rgb_to_lab, sharpness, to_gray
+from photoarchive.qa import (
+    check_image,
+    lab_cast,
+    lab_to_rgb,
+    noise_sigma,
+    require_keys,
+    rgb_to_lab,
+    sharpness,
+    to_gray,
+)
 
 log = logging.getLogger(__name__)
 
 PRESETS = ("natural", "detail", "strong")
 KNOBS = ("strength", "denoise", "sharpen")
+# Keys of config["enhance"] (the schema fills their defaults).
+ENHANCE_KEYS = ("preset", "presets", "overrides", "brightness", "measure", "auto")
+ENHANCE_KEYS += ("cast", "nlmeans", "stretch", "clahe", "unsharp")
 
 # Which measure drives which knob in `auto` (strength: the worse of fading and colour cast).
 _KNOB_DRIVERS = {"strength": ("dynamic_range", "colour_cast"), "denoise": ("noise",), "sharpen": ("sharpness",)}
@@ -84,7 +96,7 @@ def denoise(
     h: float,
     h_colour: float | None = None,
     template_window: int = 7,
-    search_window: int = 11,
+    search_window: int = 7,
 ) -> np.ndarray:
     """Non-local means denoising of Lab L* (strength `h`) and a*b* (`h_colour`), OpenCV's filter.
 
@@ -93,7 +105,8 @@ def denoise(
     uint8, so it runs on a rounded 8-bit copy of L*/a*/b* and only its change (filtered − copy) is
     added to the float Lab image. Where the filter leaves a pixel alone the result is the input, so a
     16-bit source keeps its fine levels (and no 8-bit Lab round trip shifts colours). Cost grows with
-    search_window²; 11 is about 3× faster than OpenCV's default 21 with little loss on scan grain.
+    search_window²: 7 is about 5× faster than OpenCV's default 21 and, on grain of σ 0.01–0.03, as
+    close or closer to the clean image at the best h (fewer, nearer patches blur less).
     """
     image = check_image(image)
     h_colour = h if h_colour is None else h_colour
@@ -356,7 +369,8 @@ def choose_params(preset: str, measures: dict, cfg: dict, *, adapt: bool = False
             position = min(max(badness - level, 0.0), 1.0)
         knobs[knob] = round(low + position * (high - low), 2)
         if drivers:
-            reasons.append(f"{knob} {knobs[knob]:g} in {preset} range {low:g}–{high:g} (from {' and '.join(drivers)})")
+            source = " and ".join(drivers)
+            reasons.append(f"{knob} {knobs[knob]:.0f} in {preset} range {low:g}–{high:g} (from {source})")
     for knob, value in (cfg.get("overrides") or {}).items():
         if value is None:
             continue
@@ -417,11 +431,12 @@ _OPERATIONS = {
 def enhance(image: np.ndarray, cfg: dict) -> tuple[np.ndarray, dict]:
     """Enhance one scan with config["enhance"] `cfg`; return the image and a JSON-serialisable record.
 
-    Record: requested (cfg preset), preset (the one used), reasons, knobs (0–100), params (each
+    Record: requested (cfg preset), preset (the one used), reasons, knobs (0–100), parameters (each
     operation's exact keyword arguments, in the order they ran) and measures_before. It holds no
     timings, so the same input gives the same record.
     """
     started = time.perf_counter()
+    require_keys(cfg, ENHANCE_KEYS, "enhance")
     image = check_image(image)
     measure_cfg = cfg["measure"]
     measures = measure_image(
@@ -433,17 +448,17 @@ def enhance(image: np.ndarray, cfg: dict) -> tuple[np.ndarray, dict]:
     )
     preset, reasons = choose_preset(measures, cfg)
     knobs, knob_reasons = choose_params(preset, measures, cfg, adapt=cfg["preset"] == "auto")
-    params = operation_params(knobs, cfg)
+    parameters = operation_params(knobs, cfg)
     out = image
     for name, operation in _OPERATIONS.items():
-        out = operation(out, **params[name])
+        out = operation(out, **parameters[name])
     log.info("enhance: %s (%s) in %.2f s", preset, "; ".join(reasons), time.perf_counter() - started)
     record = {
         "requested": cfg["preset"],
         "preset": preset,
         "reasons": reasons + knob_reasons,
         "knobs": knobs,
-        "params": params,
+        "parameters": parameters,
         "measures_before": measures,
     }
     return out, record

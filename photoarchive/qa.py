@@ -31,6 +31,8 @@ _CAST_SAMPLES = 50_000
 # White patch: L* at and above this is clipped paper or specular highlight, carrying no colour.
 _CLIPPED_L = 99.0
 CAST_METHODS = ("consensus", "grayworld", "whitepatch")
+# Face SSIM compares standardised crops; ±4 σ spans practically all of a face's values.
+_SSIM_RANGE = 8.0
 # Colour statistics are taken on a copy shrunk to this long side.
 _CAST_SIZE = 512
 
@@ -136,9 +138,9 @@ def sharpness(image: np.ndarray, size: int = 512, noise_compensate: bool = True)
 
     Shrinking makes scans of any resolution comparable; smaller images are measured as they are
     (enlarging would only blur them). Around 100 and below reads as blurry, several hundred as sharp.
-    With `noise_compensate` the
-    Laplacian energy that the measured noise alone would give (20 σ²) is subtracted, so that denoising
-    does not read as a loss of sharpness and grain does not read as detail. Never negative.
+    With `noise_compensate` the Laplacian energy that the measured noise alone would give (20 σ²) is
+    subtracted, so that denoising does not read as a loss of sharpness and grain does not read as
+    detail. Never negative.
     """
     gray = shrink_long_side(to_gray(image), size) * 255.0
     lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT)
@@ -223,12 +225,16 @@ def face_ssim(before_face: np.ndarray, after_face: np.ndarray, size: int = 64) -
 
     At low resolution SSIM ignores restored skin texture and grain and reacts to changed structure
     (eyes, mouth, face shape), which is what would make a restored face look like another person.
+    Each crop is standardised (zero mean, unit variance) first, so the brightness and contrast that
+    the enhance stage changes on purpose do not count as a difference.
     """
     if size < 7:
         raise ValueError(f"face_ssim size must be at least 7 (the SSIM window), got {size}")
-    a = cv2.resize(to_gray(before_face), (size, size), interpolation=cv2.INTER_AREA)
-    b = cv2.resize(to_gray(after_face), (size, size), interpolation=cv2.INTER_AREA)
-    return float(structural_similarity(a, b, data_range=1.0))
+    crops = []
+    for face in (before_face, after_face):
+        gray = cv2.resize(to_gray(face), (size, size), interpolation=cv2.INTER_AREA).astype(np.float64)
+        crops.append((gray - gray.mean()) / max(float(gray.std()), 1e-3))
+    return float(structural_similarity(crops[0], crops[1], data_range=_SSIM_RANGE))
 
 
 def largest_face_ratio(face_boxes: Sequence[Sequence[float]], shape: Sequence[int]) -> float:
@@ -251,6 +257,27 @@ def largest_face_ratio(face_boxes: Sequence[Sequence[float]], shape: Sequence[in
     return best / min(h, w)
 
 
+QA_KEYS = (
+    "min_face_ssim",
+    "min_sharpness_ratio",
+    "min_face_ratio",
+    "max_colour_cast",
+    "max_noise",
+    "review_missing_face",
+    "review_document_faces",
+)
+
+
+def require_keys(cfg: dict, keys: Sequence[str], section: str) -> None:
+    """Raise a ValueError naming the config keys that `cfg` (config[`section`]) lacks."""
+    missing = [key for key in keys if key not in cfg]
+    if missing:
+        raise ValueError(
+            f"config section '{section}' lacks {', '.join(missing)}: set them in config.yaml "
+            "(config.schema.yaml gives the defaults)"
+        )
+
+
 def _number(metrics: dict, key: str) -> float | None:
     value = metrics.get(key)
     if value is None:
@@ -267,20 +294,21 @@ def triage(metrics: dict, cfg: dict) -> tuple[str, list[str]]:
     is_document, person_found. `cfg` is config["qa"]; a threshold set to null disables its rule.
     A photo without faces (landscape, document) is processed like any other.
     """
+    require_keys(cfg, QA_KEYS, "qa")
     reasons: list[str] = []
     faces = int(metrics.get("faces") or 0)
 
     for error in metrics.get("restore_errors") or []:
         reasons.append(f"restoration failed: {error}")
 
-    min_ssim = cfg.get("min_face_ssim")
+    min_ssim = cfg["min_face_ssim"]
     ssim = _number(metrics, "face_ssim")
     if min_ssim is not None and ssim is not None and ssim < min_ssim:
         reasons.append(
             f"face similarity {ssim:.2f} < {min_ssim:.2f}: the restored face may not look like the original"
         )
 
-    min_ratio = cfg.get("min_sharpness_ratio")
+    min_ratio = cfg["min_sharpness_ratio"]
     before, after = _number(metrics, "sharpness_before"), _number(metrics, "sharpness_after")
     if min_ratio is not None and before is not None and after is not None and before > 0:
         ratio = after / before
@@ -290,7 +318,7 @@ def triage(metrics: dict, cfg: dict) -> tuple[str, list[str]]:
                 "the result is softer than the scan"
             )
 
-    min_face = cfg.get("min_face_ratio")
+    min_face = cfg["min_face_ratio"]
     face_ratio = _number(metrics, "largest_face_ratio")
     if min_face is not None and faces > 0 and face_ratio is not None and face_ratio < min_face:
         reasons.append(
@@ -298,20 +326,20 @@ def triage(metrics: dict, cfg: dict) -> tuple[str, list[str]]:
             f"{faces} small face(s) were restored from very few pixels"
         )
 
-    max_cast = cfg.get("max_colour_cast")
+    max_cast = cfg["max_colour_cast"]
     cast = _number(metrics, "colour_cast_after")
     if max_cast is not None and cast is not None and cast > max_cast:
         reasons.append(f"colour cast {cast:.1f} > {max_cast:.1f} after enhancement: colours still tinted")
 
-    max_noise = cfg.get("max_noise")
+    max_noise = cfg["max_noise"]
     noise = _number(metrics, "noise_after")
     if max_noise is not None and noise is not None and noise > max_noise:
         reasons.append(f"noise σ={noise:.3f} > {max_noise:.3f} after enhancement: still grainy")
 
-    if cfg.get("review_missing_face") and metrics.get("person_found") and faces == 0:
+    if cfg["review_missing_face"] and metrics.get("person_found") and faces == 0:
         reasons.append("a person was detected but no face (0 faces): the face may be missed or unrestored")
 
-    if cfg.get("review_document_faces") and metrics.get("is_document") and faces > 0:
+    if cfg["review_document_faces"] and metrics.get("is_document") and faces > 0:
         reasons.append(f"document with {faces} restored face(s): an ID photo must keep its exact look")
 
     if reasons:

@@ -28,7 +28,7 @@ CFG = {
         "colour_cast": {"detail": 8.0, "strong": 15.0},
     },
     "cast": {"method": "consensus", "max_shift": 20.0, "white_percent": 2.0},
-    "nlmeans": {"h_max": 15.0, "colour_factor": 1.0, "template_window": 7, "search_window": 11},
+    "nlmeans": {"h_max": 12.0, "colour_factor": 1.0, "template_window": 7, "search_window": 7},
     "stretch": {"low_percent": 0.5, "high_percent": 99.5},
     "clahe": {"clip_limit": 2.0, "tiles": 8, "bins": 256},
     "unsharp": {"amount_max": 1.5, "sigma": 1.0},
@@ -254,8 +254,8 @@ def test_strong_preset_denoises_more_than_natural():
     img = damaged(scene(), noise=0.03)
     natural, rec_natural = E.enhance(img, cfg_with(preset="natural"))
     strong, rec_strong = E.enhance(img, cfg_with(preset="strong"))
-    assert rec_strong["params"]["denoise"]["h"] > rec_natural["params"]["denoise"]["h"]
-    assert rec_strong["params"]["sharpen"]["amount"] > rec_natural["params"]["sharpen"]["amount"]
+    assert rec_strong["parameters"]["denoise"]["h"] > rec_natural["parameters"]["denoise"]["h"]
+    assert rec_strong["parameters"]["sharpen"]["amount"] > rec_natural["parameters"]["sharpen"]["amount"]
     # Same steps but denoise only: strong leaves less noise.
     only_denoise = {"strength": 0, "sharpen": 0}
     natural = E.enhance(img, cfg_with(preset="natural", overrides=only_denoise))[0]
@@ -274,8 +274,8 @@ def test_enhance_is_deterministic_float32_and_records_json():
     record = json.loads(json.dumps(rec1))
     assert record["requested"] == "auto" and record["preset"] == "strong"
     assert record["measures_before"]["noise"] > 0.02
-    assert record["params"]["denoise"]["h"] == pytest.approx(record["knobs"]["denoise"] / 100 * 15.0)
-    assert list(record["params"]) == ["denoise", "cast", "stretch", "clahe", "brightness", "sharpen"]
+    assert record["parameters"]["denoise"]["h"] == pytest.approx(record["knobs"]["denoise"] / 100 * 12.0, abs=1e-3)
+    assert list(record["parameters"]) == ["denoise", "cast", "stretch", "clahe", "brightness", "sharpen"]
     assert any("noise σ=" in r for r in record["reasons"])
 
 
@@ -294,3 +294,9 @@ def test_enhance_keeps_fine_levels_of_16bit_sources():
     img = np.repeat(ramp[..., None], 3, axis=2) * np.float32([1.0, 0.97, 0.9])
     out, _ = E.enhance(img, CFG)
     assert len(np.unique(out[..., 1])) > 0.75 * len(np.unique(img[..., 1])) > 50 * 256
+
+
+def test_enhance_names_missing_config_keys():
+    cfg = {k: v for k, v in CFG.items() if k not in ("auto", "clahe")}
+    with pytest.raises(ValueError, match="'enhance' lacks auto, clahe"):
+        E.enhance(scene(), cfg)

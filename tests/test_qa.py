@@ -14,7 +14,7 @@ CFG = {
     "face_ssim_size": 64,
     "min_face_ssim": 0.55,
     "min_sharpness_ratio": 0.8,
-    "min_face_ratio": 0.04,
+    "min_face_ratio": 0.03,
     "max_colour_cast": 10.0,
     "max_noise": 0.03,
     "review_missing_face": True,
@@ -52,8 +52,13 @@ def test_face_ssim_is_one_for_identical_faces_and_lower_for_changed_ones():
     assert qa.face_ssim(a, a.copy()) == pytest.approx(1.0)
     # Different crop sizes are compared at the same low resolution.
     assert qa.face_ssim(a, cv2.resize(a, (200, 200))) > 0.9
+    # Brightness and contrast changes from enhancement are not a change of the face.
+    assert qa.face_ssim(a, np.clip(0.1 + 0.6 * a, 0, 1)) > 0.95
     other = np.ascontiguousarray(a[::-1])  # upside down: eyes where the mouth was
     assert qa.face_ssim(a, other) < 0.7
+    moved = face(seed=1)
+    cv2.circle(moved, (30, 60), 8, (0.1, 0.1, 0.1), -1)  # an extra dark blob on the cheek
+    assert qa.face_ssim(a, moved) < qa.face_ssim(a, face(seed=1)) < 1.0
     with pytest.raises(ValueError, match="at least 7"):
         qa.face_ssim(a, a, size=4)
 
@@ -129,7 +134,7 @@ def test_triage_processes_a_photo_without_faces():
         ({"restore_errors": ["gpen: out of memory"]}, "restoration failed: gpen: out of memory"),
         ({"face_ssim": 0.41}, "face similarity 0.41 < 0.55"),
         ({"sharpness_after": 150.0}, "sharpness fell from 300 to 150 (ratio 0.50 < 0.80)"),
-        ({"largest_face_ratio": 0.02}, "largest face is 0.020 of the image's short side < 0.040"),
+        ({"largest_face_ratio": 0.02}, "largest face is 0.020 of the image's short side < 0.030"),
         ({"colour_cast_after": 14.2}, "colour cast 14.2 > 10.0"),
         ({"noise_after": 0.05}, "noise σ=0.050 > 0.030"),
         ({"faces": 0, "face_ssim": None}, "a person was detected but no face"),
@@ -155,3 +160,8 @@ def test_triage_collects_all_reasons_and_null_disables_a_rule():
 def test_triage_skips_missing_metrics():
     verdict, _ = qa.triage({"faces": 0}, CFG)
     assert verdict == "processed"
+
+
+def test_triage_names_missing_config_keys():
+    with pytest.raises(ValueError, match="'qa' lacks .*max_noise"):
+        qa.triage(CLEAN, {k: v for k, v in CFG.items() if k != "max_noise"})
