@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from photoarchive.models.gpen import GPEN, GPEN_CONFIGS, config_for_state_dict, load_gpen
+from photoarchive.models.gpen import GPEN, GPEN_CONFIGS, Blur, Upsample, config_for_state_dict, load_gpen
 
 # Reference data made with the official code (README there); CI clones shared/ next to the repo.
 REFERENCE = (Path(__file__).resolve().parents[1] / "../shared/reference/gpen").resolve()
@@ -72,6 +73,39 @@ def test_batch_is_independent_per_sample():
     single = torch.cat([_run(model, x[i : i + 1]) for i in range(3)])
     assert batched.shape == (3, 3, 16, 16)
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)
+
+
+def _upfirdn2d_by_definition(x, kernel, up, pad0, pad1):
+    """Zero-stuff by ``up``, zero-pad by (pad0, pad1), then convolve (flipped kernel) each channel."""
+    n, c, h, w = x.shape
+    stuffed = torch.zeros(n, c, h * up, w * up, dtype=x.dtype)
+    stuffed[:, :, ::up, ::up] = x
+    padded = F.pad(stuffed, (pad0, pad1, pad0, pad1))
+    weight = kernel.flip(0, 1).expand(c, 1, -1, -1)
+    return F.conv2d(padded, weight, groups=c)
+
+
+@pytest.mark.parametrize("pad", [1, 2])
+def test_blur_matches_fir_definition_for_asymmetric_kernel(pad):
+    blur = Blur([1, 3, 3, 1], pad=pad)
+    blur.kernel.copy_(torch.rand(4, 4))  # asymmetric: catches a missing or extra flip
+    x = torch.randn(2, 5, 9, 9)
+    torch.testing.assert_close(blur(x), _upfirdn2d_by_definition(x, blur.kernel, 1, pad, pad))
+
+
+def test_upsample_matches_fir_definition_for_asymmetric_kernel():
+    upsample = Upsample([1, 3, 3, 1])
+    upsample.kernel.copy_(torch.rand(4, 4))
+    x = torch.randn(2, 3, 7, 7)
+    out = upsample(x)
+    assert out.shape == (2, 3, 14, 14)
+    torch.testing.assert_close(out, _upfirdn2d_by_definition(x, upsample.kernel, 2, 2, 1))
+
+
+def test_in_place_activations_keep_autograd_working():
+    model = _tiny_model().train()
+    model(torch.rand(2, 3, 16, 16) * 2 - 1).square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,11 @@ What differs from the official code is only how the same numbers are computed:
 
 - the FIR blur is a depthwise ``conv2d`` and the FIR upsampling a depthwise ``conv_transpose2d``
   (the official CPU path zero-stuffs, pads and reshapes every channel into a one-channel conv);
-- a modulated conv scales its input by the style, runs one ordinary conv with the shared weight and
-  scales the output by the demodulation factor. That is the same linear map as modulating the weight
-  per sample, with no per-sample weights and no Python loop over the batch;
-- activations are kept ``channels_last``, the layout oneDNN and cuDNN convolutions prefer.
+- a modulated conv builds its per-sample weights with the demodulation factor taken from a small
+  style @ |W|^2 product, and runs the whole batch as one grouped conv (batch folded into groups);
+- activations are kept ``channels_last`` (the layout oneDNN and cuDNN convolutions prefer), and the
+  bias + leaky ReLU work in place on fresh conv outputs: on CPU every new large tensor also costs
+  page faults.
 
 Pure PyTorch and device-agnostic; fp32 on CPU, and fp16 under CUDA autocast if the caller wants it.
 Weights are loaded outside the module by `load_gpen` (bare state dict or a ``g_ema`` training
@@ -166,25 +167,25 @@ class EqualConv2d(nn.Module):
     Args:
         in_channels (int): input channels.
         out_channels (int): output channels.
-        kernel_size (int): square kernel size.
+        kernel_size (int): square kernel size (no padding: the encoder pads in its Blur).
         stride (int): stride. Default: 1.
-        padding (int): zero padding. Default: 0.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
         self.stride = stride
-        self.padding = padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.scale, stride=self.stride, padding=self.padding)
+        return F.conv2d(x, self.weight * self.scale, stride=self.stride)
 
 
 class FusedLeakyReLU(nn.Module):
-    """Per-channel bias, then leaky ReLU (slope 0.2) times sqrt(2).
+    """Per-channel bias, then leaky ReLU (slope 0.2) times sqrt(2); overwrites its input.
+
+    Every caller passes a fresh temporary (a conv output or a concatenation), so working in place
+    saves a large allocation per layer without changing any result.
 
     Args:
         channels (int): number of channels (length of the bias).
@@ -271,6 +272,17 @@ class ModulatedConv2d(nn.Module):
         return out.reshape(n, -1, h, w)
 
 
+class FeatureInjection(nn.Module):
+    """Concatenate ``weight * feature`` to the activations along channels (N×C + N×C → N×2C)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+        return torch.cat((x, feature * self.weight.to(feature.dtype)), dim=1)
+
+
 class StyledConv(nn.Module):
     """Modulated 3×3 conv, then concatenation of the encoder feature map, then FusedLeakyReLU.
 
@@ -296,17 +308,6 @@ class StyledConv(nn.Module):
     def forward(self, x: torch.Tensor, latent: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
         # x: N×Cin×H×W (H' = 2H if upsampling), feature: N×Cout×H'×W' → N×2Cout×H'×W'
         return self.activate(self.noise(self.conv(x, latent), feature))
-
-
-class FeatureInjection(nn.Module):
-    """Concatenate ``weight * feature`` to the activations along channels (N×C + N×C → N×2C)."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
-        return torch.cat((x, feature * self.weight.to(feature.dtype)), dim=1)
 
 
 class ToRGB(nn.Module):
@@ -448,7 +449,10 @@ class GPEN(nn.Module):
         self.final_linear = nn.Sequential(EqualLinear(channels[4] * 16, style_dim, activate=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Restore aligned faces: N×3×S×S RGB in [-1, 1] → N×3×S×S RGB, roughly [-1, 1], unclamped."""
+        """Restore aligned faces: N×3×S×S RGB in [-1, 1] → N×3×S×S RGB, roughly [-1, 1], unclamped.
+
+        The output has the input's dtype, or float16 under CUDA autocast.
+        """
         if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != self.size or x.shape[3] != self.size:
             raise ValueError(f"GPEN-{self.size} expects N×3×{self.size}×{self.size} input, got {tuple(x.shape)}")
         # Encoder: 1×1 conv at full size, then blur + stride-2 3×3 convs down to 4×4.

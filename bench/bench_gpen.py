@@ -1,0 +1,194 @@
+"""Benchmark the GPEN forward on this machine's CPU: time per face and peak memory, fp32, random weights.
+
+Random weights cost the same compute as the released ones. Every (size, variant) runs in a fresh
+subprocess so that its peak RSS (``resource.getrusage`` max RSS; tracemalloc cannot see torch's
+allocations) belongs to that configuration alone. Each child builds the model, runs one warm-up
+forward and then ``--runs`` timed forwards, and reports the median.
+
+Variants:
+  fast          photoarchive.models.gpen as shipped
+  fast+malloc   the same, with glibc told to keep freed memory (MALLOC_MMAP_THRESHOLD_ and
+                MALLOC_TRIM_THRESHOLD_ in the child's environment), which removes the page faults of
+                large fresh tensors; a deployment choice, not a code change
+  naive-fir     the same network with its FIR blur/upsampling replaced by a generic
+                upfirdn2d-style implementation (zero-stuff, pad, reshape to one channel, conv), the
+                way the official pure-PyTorch path computes them; for comparison only
+
+The machine is shared: the load average before and after each child is recorded, and the child's
+CPU time per face is reported next to the wall time.
+
+    .venv/bin/python bench/bench_gpen.py                 # 512 and 1024, all variants, 3 runs
+    .venv/bin/python bench/bench_gpen.py --sizes 512 --runs 5 --variants fast
+
+Writes bench/out/gpen.csv (bench/out is git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT_CSV = REPO / "bench" / "out" / "gpen.csv"
+VARIANTS = ("fast", "fast+malloc", "naive-fir")
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(64 << 30)}
+FIELDS = ["size", "variant", "batch", "threads", "runs", "median_s_per_face", "min_s_per_face", "max_s_per_face",
+          "cpu_s_per_face", "model_rss_mib", "peak_rss_mib", "forward_rss_delta_mib", "load1_before", "load1_after",
+          "torch", "cpu"]
+
+
+def _max_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _use_naive_fir() -> None:
+    """Swap the FIR ops of photoarchive.models.gpen for a generic upfirdn2d-style version."""
+    import torch.nn.functional as F
+
+    from photoarchive.models import gpen
+
+    def upfirdn(x, kernel, up, pad0, pad1):
+        n, c, h, w = x.shape
+        x = x.reshape(n * c, 1, h, w)  # every channel as its own one-channel image
+        if up > 1:  # insert up-1 zeros after every sample, both axes
+            x = F.pad(x.reshape(n * c, 1, h, 1, w, 1), (0, up - 1, 0, 0, 0, up - 1)).reshape(n * c, 1, h * up, w * up)
+        x = F.pad(x, (pad0, pad1, pad0, pad1))
+        x = F.conv2d(x, kernel.flip(0, 1)[None, None])  # true convolution with the kernel
+        return x.reshape(n, c, x.shape[-2], x.shape[-1])
+
+    gpen.Blur.forward = lambda self, x: upfirdn(x, self.kernel, 1, self.pad, self.pad)
+    gpen.Upsample.forward = lambda self, x: upfirdn(x, self.kernel, 2, 2, 1)
+
+
+def child(size: int, variant: str, runs: int, batch: int) -> dict:
+    """Build one model, time it, return the measurements (runs in the subprocess)."""
+    import torch
+
+    from photoarchive.models.gpen import GPEN, GPEN_CONFIGS
+
+    torch.manual_seed(0)
+    if variant == "naive-fir":
+        tiny = GPEN(size=16, style_dim=8, n_mlp=1, narrow=1 / 64).eval()
+        probe = torch.rand(2, 3, 16, 16) * 2 - 1
+        with torch.no_grad():
+            reference = tiny(probe)
+            _use_naive_fir()
+            torch.testing.assert_close(tiny(probe), reference, atol=1e-5, rtol=0)  # same numbers
+    model = GPEN(**GPEN_CONFIGS[size]).eval()
+    x = torch.rand(batch, 3, size, size) * 2 - 1
+    model_rss = _max_rss_mib()
+    times = []
+    with torch.inference_mode():
+        model(x)  # warm-up
+        cpu0 = _cpu_seconds()
+        for _ in range(runs):
+            start = time.perf_counter()
+            model(x)
+            times.append((time.perf_counter() - start) / batch)
+        cpu = (_cpu_seconds() - cpu0) / runs / batch
+    peak = _max_rss_mib()
+    return {
+        "threads": torch.get_num_threads(), "median_s_per_face": statistics.median(times),
+        "min_s_per_face": min(times), "max_s_per_face": max(times), "cpu_s_per_face": cpu,
+        "model_rss_mib": model_rss, "peak_rss_mib": peak, "forward_rss_delta_mib": peak - model_rss,
+        "torch": torch.__version__,
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "load average: {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
+
+
+def run_one(size: int, variant: str, runs: int, batch: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if variant == "fast+malloc":
+        env.update(MALLOC_ENV)
+    load_before = os.getloadavg()[0]
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(size), variant, str(runs), str(batch)],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child {size}/{variant} failed:\n{proc.stderr}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"size": size, "variant": variant, "batch": batch, "runs": runs, **result,
+            "load1_before": load_before, "load1_after": os.getloadavg()[0], "cpu": _cpu_name()}
+
+
+def _print_table(rows: list[dict]) -> None:
+    header = f"{'size':>5} {'variant':<12} {'thr':>3} {'median s/face':>13} {'min':>6} {'max':>6} {'cpu s/face':>10} " \
+             f"{'peak RSS MiB':>12} {'fwd +RSS MiB':>12} {'load1 before/after':>18}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['size']:>5} {r['variant']:<12} {r['threads']:>3} {r['median_s_per_face']:>13.2f} "
+              f"{r['min_s_per_face']:>6.2f} {r['max_s_per_face']:>6.2f} {r['cpu_s_per_face']:>10.2f} "
+              f"{r['peak_rss_mib']:>12.0f} {r['forward_rss_delta_mib']:>12.0f} "
+              f"{r['load1_before']:>8.2f} / {r['load1_after']:<7.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024], choices=[256, 512, 1024, 2048])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--naive-sizes", type=int, nargs="+", default=[512],
+                        help="sizes that also run the naive-fir variant (default: 512)")
+    parser.add_argument("--runs", type=int, default=3, help="timed forwards after the warm-up (default: 3)")
+    parser.add_argument("--batch", type=int, default=1, help="faces per forward (default: 1)")
+    parser.add_argument("--out", type=Path, default=OUT_CSV)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        size, variant, runs, batch = args.child
+        print(json.dumps(child(int(size), variant, int(runs), int(batch))))
+        return 0
+
+    print(f"start: {_uptime()}")
+    print(f"cpu: {_cpu_name()}; fp32, random weights, batch {args.batch}, median of {args.runs} after 1 warm-up")
+    rows = []
+    for size in args.sizes:
+        for variant in args.variants:
+            if variant == "naive-fir" and size not in args.naive_sizes:
+                continue
+            rows.append(run_one(size, variant, args.runs, args.batch))
+            print(f"  done {size} {variant}: {rows[-1]['median_s_per_face']:.2f} s/face", flush=True)
+    print(f"end: {_uptime()}\n")
+    _print_table(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
