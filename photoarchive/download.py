@@ -106,6 +106,9 @@ def sha256_of_file(path: str | Path) -> str:
 
 
 def _normalise_sha256(sha256: str) -> str:
+    if not isinstance(sha256, str):
+        raise ValueError("an expected SHA-256 is required; fetch_sha256() (CLI: --print-sha256) shows the hash "
+                         "of the current public file, to be checked before you trust it")
     value = sha256.strip().lower()
     if not _HEX64.fullmatch(value):
         raise ValueError(f"not a SHA-256 (64 hex digits): {sha256!r}")

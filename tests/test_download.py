@@ -102,9 +102,12 @@ def test_http_error_is_clear(server, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_rejects_malformed_sha256(tmp_path):
+def test_rejects_malformed_or_missing_sha256(tmp_path):
     with pytest.raises(ValueError, match="64 hex"):
         download_model("http://127.0.0.1:9/x", tmp_path / "m.pth", "abc")
+    with pytest.raises(ValueError, match="required"):
+        download_model("http://127.0.0.1:9/x", tmp_path / "m.pth", None)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_model_table_is_well_formed():
