@@ -8,6 +8,8 @@ rule detect_faces:
         faces="results/faces/{photo}.json",
     log:
         "logs/detect_faces/{photo}.log",
+    benchmark:
+        "benchmarks/detect_faces/{photo}.tsv"
     params:
         cfg=config["faces"],
         models_dir=config["models_dir"],

@@ -9,6 +9,8 @@ rule publish:
         restored="results/{status}/{relname}_restored.{ext}",
     log:
         "logs/publish/{status}/{relname}.{ext}.log",
+    benchmark:
+        "benchmarks/publish/{status}/{relname}.{ext}.tsv"
     params:
         photo=lambda wc: PHOTO_OF_RELNAME[wc.relname],
         jpeg_quality=config["publish"]["jpeg_quality"],

@@ -13,6 +13,8 @@ rule qa:
         verdict="results/qa/{photo}.json",
     log:
         "logs/qa/{photo}.log",
+    benchmark:
+        "benchmarks/qa/{photo}.tsv"
     params:
         cfg=config["qa"],
     threads: 1

@@ -11,6 +11,8 @@ rule stamp:
         notes="results/stamp/{photo}.json",
     log:
         "logs/stamp/{photo}.log",
+    benchmark:
+        "benchmarks/stamp/{photo}.tsv"
     params:
         source=lambda wc: SOURCES[wc.photo],
         archival=metadata_row,

@@ -1,0 +1,151 @@
+"""The whole pipeline on the bundled demo archive: statuses, metadata, untouched inputs, resuming."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from workflow import REPO, copy_demo, planned_jobs, snakemake, snapshot
+
+from photoarchive.imageio import read_scan, write_image
+from photoarchive.metadata import SOURCE_ENHANCED, SOURCE_PRINT, exiftool_session, read_tags
+
+pytestmark = pytest.mark.slow
+
+# Expected outcome of each demo file (see demo/README.md).
+DUPLICATES = {
+    "family/img001_rescan.jpg": "family/img001.jpg",
+    "unsorted/grandmother_copy.jpg": "family/Großmutter 1951.jpg",
+}
+ALL_DEMO = {
+    "box_1962.zip/box/1962/beach_1962.jpg", "box_1962.zip/box/1962/cat_1962.jpg",
+    "documents/camera_1975.tif", "documents/img001.jpg", "family/Großmutter 1951.jpg",
+    "family/coffee_damaged.png", "family/img001.jpg", *DUPLICATES,
+}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One full run of the pipeline on a private copy of the demo archive."""
+    root = tmp_path_factory.mktemp("demo_run")
+    scans = copy_demo(root / "scans")
+    before = snapshot(scans)
+    work = root / "work"
+    work.mkdir()
+    config = {"input_dir": str(scans)}
+    snakemake(work, config=config)
+    return {"root": root, "scans": scans, "work": work, "config": config, "before": before}
+
+
+def manifest(work: Path) -> dict[str, dict[str, str]]:
+    with open(work / "results" / "manifest.csv", encoding="utf-8", newline="") as fh:
+        return {row["source"]: row for row in csv.DictReader(fh)}
+
+
+def test_every_demo_file_is_accounted_for(demo_run):
+    rows = manifest(demo_run["work"])
+    assert set(rows) == ALL_DEMO
+    for source, row in rows.items():
+        assert row["status"] in ("processed", "review", "duplicate"), (source, row["reason"])
+        assert row["reason"], source
+        assert len(row["sha256"]) == 64
+    for dup, canonical in DUPLICATES.items():
+        assert rows[dup]["status"] == "duplicate"
+        assert rows[dup]["duplicate_of"] == canonical
+    assert "byte-identical" in rows["unsorted/grandmother_copy.jpg"]["reason"]
+    assert "near-duplicate" in rows["family/img001_rescan.jpg"]["reason"]
+    assert int(rows["family/Großmutter 1951.jpg"]["faces"]) == 1
+    assert rows["family/Großmutter 1951.jpg"]["restore_backend"] == "classical"  # no weights in CI
+    assert rows["family/Großmutter 1951.jpg"]["matting_backend"] == "classical"
+
+
+def test_published_files_exist_beside_each_other(demo_run):
+    results = demo_run["work"] / "results"
+    for row in manifest(demo_run["work"]).values():
+        if row["status"] not in ("processed", "review"):
+            assert not row["output"]
+            continue
+        out = Path(row["output"])
+        out = out if out.is_absolute() else demo_run["work"] / out
+        assert out.is_file() and out.parent.is_relative_to(results / row["status"])
+        stem = out.name.removesuffix(out.suffix).removesuffix("_restored")
+        assert (out.parent / f"{stem}_matte.png").is_file()
+        assert (out.parent / f"{stem}_fg.png").is_file()
+    assert (results / "processed" / "documents" / "camera_1975_restored.tif").is_file()
+    assert (results / "processed" / "box_1962" / "box" / "1962" / "beach_1962_restored.jpg").exists() or (
+        results / "review" / "box_1962" / "box" / "1962" / "beach_1962_restored.jpg").exists()
+    assert (results / "report.html").read_text(encoding="utf-8").count("<img") >= 2 * 7
+
+
+def test_inputs_are_untouched(demo_run):
+    assert snapshot(demo_run["scans"]) == demo_run["before"]
+
+
+def test_sixteen_bit_scan_stays_sixteen_bit(demo_run):
+    row = manifest(demo_run["work"])["documents/camera_1975.tif"]
+    scan = read_scan(demo_run["work"] / row["output"], 10**9)
+    assert scan.bit_depth == 16
+
+
+def test_tags_read_back_from_outputs(demo_run):
+    work = demo_run["work"]
+    row = manifest(work)["family/Großmutter 1951.jpg"]
+    photo = row["photo_id"]
+    with exiftool_session() as et:
+        final = read_tags(et, work / row["output"])
+        master = read_tags(et, work / "results" / "stamp" / f"{photo}.png")
+        matte = read_tags(et, Path(str(work / row["output"]).replace("_restored.jpg", "_matte.png")))
+    # catalogue fields from demo/metadata.csv, inherited all the way to the published JPEG
+    with open(REPO / "demo" / "metadata.csv", encoding="utf-8") as fh:
+        catalogue = {r["file"]: r for r in csv.DictReader(fh)}["family/Großmutter 1951.jpg"]
+    assert final["XMP-dc:Title"] == catalogue["title"]
+    assert master["XMP-iptcExt:DigitalSourceType"] == SOURCE_PRINT
+    assert final["XMP-iptcExt:DigitalSourceType"] == SOURCE_ENHANCED  # classical restorer: not a model
+    assert final["XMP-photoarchive:SourceSHA256"] == row["sha256"]
+    assert final["XMP-photoarchive:Backend"] == "classical"
+    assert str(final["XMP-photoarchive:Fallback"]) == "True"  # auto without GPEN weights
+    stages = [h["Parameters"].split(";")[0] for h in final["XMP-xmpMM:History"]]
+    assert stages == ["stage=ingest", "stage=enhance", "stage=restore", "stage=publish"]
+    assert all(h["SoftwareAgent"].startswith("photoarchive ") for h in final["XMP-xmpMM:History"])
+    assert matte["XMP-photoarchive:Stage"] == "matting"
+    assert matte["XMP-dc:Title"] == catalogue["title"]
+
+
+def test_second_run_does_nothing(demo_run):
+    assert planned_jobs(demo_run["work"], config=demo_run["config"]) == {}
+
+
+def test_deleting_a_published_file_redoes_only_that(demo_run):
+    work = demo_run["work"]
+    row = manifest(work)["family/img001.jpg"]
+    (work / row["output"]).unlink()
+    jobs = planned_jobs(work, config=demo_run["config"])
+    assert jobs.get("publish") == 1
+    assert not {"ingest", "stamp", "enhance", "matte", "restore_faces", "qa"} & set(jobs)
+
+
+def test_forcing_one_photo_redoes_its_chain_and_its_batch_only(demo_run):
+    work = demo_run["work"]
+    photo = manifest(work)["documents/img001.jpg"]["photo_id"]
+    jobs = planned_jobs(work, "--forcerun", f"results/enhance/{photo}.png", config=demo_run["config"])
+    assert jobs.get("enhance") == 1 and jobs.get("detect_faces") == 1 and jobs.get("matte") == 1
+    assert jobs.get("restore_faces") == 1
+    assert "ingest" not in jobs and "stamp" not in jobs
+
+
+def test_new_scan_is_processed_alone(demo_run):
+    """Runs last: it adds a scan to this module's archive copy."""
+    scans, work, config = demo_run["scans"], demo_run["work"], demo_run["config"]
+    snakemake(work, config=config)  # bring back what the tests above deleted
+    batch = work / "results" / "restore" / "b0000"
+    batch_state = {p.name: p.stat().st_mtime_ns for p in batch.iterdir()}
+    page = read_scan(REPO / "demo" / "documents" / "img001.jpg", 10**9).pixels
+    write_image(scans / "new_arrival.png", page[::-1].copy())  # a new photo (the page upside down)
+    jobs = planned_jobs(work, config=config)
+    assert jobs.get("ingest") == 1 and jobs.get("dedup") == 1
+    snakemake(work, config=config)
+    assert manifest(work)["new_arrival.png"]["status"] in ("processed", "review")
+    assert len(list((work / "results" / "stamp").glob("*.png"))) == 8  # 7 unique demo photos + the new one
+    assert sorted(p.name for p in (work / "results" / "restore").iterdir()) == ["b0000", "b0001"]
+    assert {p.name: p.stat().st_mtime_ns for p in batch.iterdir()} == batch_state  # existing batch not re-run
