@@ -57,13 +57,20 @@ SWEEP: dict[str, dict] = {
     "hair1x": {"hair_band_factor": 1.0},
     "hair3x": {"hair_band_factor": 3.0},
     "work256": {"work_side": 256},
-    "work512": {"work_side": 512},
+    "work384": {"work_side": 384},
+    "work640": {"work_side": 640},
     "iters2": {"grabcut_iters": 2},
+    "iters3": {"grabcut_iters": 3},
+    "iters4": {"grabcut_iters": 4},
     "matte512": {"matte_side": 512},
+    "matte640": {"matte_side": 640},
+    "matte768": {"matte_side": 768},
+    "matte1024": {"matte_side": 1024},
     "eps1e-5": {"cf_epsilon": 1e-5},
-    "eps1e-7": {"cf_epsilon": 1e-7},
+    "gr2": {"guided_radius": 2},
     "gr8": {"guided_radius": 8},
     "geps1e-3": {"guided_eps": 1e-3},
+    "geps1e-5": {"guided_eps": 1e-5},
 }
 
 
@@ -301,7 +308,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024, help="side of the square composites (default 1024)")
     parser.add_argument("--model", default=None, help="BSHM model file (.onnx/.pb); default config's if present")
     parser.add_argument("--set", nargs="*", default=[], help="classical overrides key=value")
-    parser.add_argument("--sweep", action="store_true", help="run the classical parameter sweep")
+    parser.add_argument("--sweep", nargs="*", default=None, help="run classical sweep variants (none: all)")
     parser.add_argument("--backgrounds", nargs="*", default=list(BACKGROUNDS))
     parser.add_argument("--large", action="store_true", help="also time one 6000×4000 scan per backend")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "matting.csv"))
@@ -311,8 +318,9 @@ def main() -> None:
     models_dir = ROOT / "models"
     overrides = _parse_sets(args.set)
     runs: list[tuple[str, dict]] = []
-    if args.sweep:
-        runs += [(f"classical:{name}", {**overrides, **cfg, "backend": "classical"}) for name, cfg in SWEEP.items()]
+    if args.sweep is not None:
+        names = args.sweep or list(SWEEP)
+        runs += [(f"classical:{name}", {**overrides, **SWEEP[name], "backend": "classical"}) for name in names]
     else:
         runs.append(("classical", {**overrides, "backend": "classical"}))
     model = Path(args.model) if args.model else models_dir / "bshm.onnx"

@@ -41,6 +41,7 @@ from photoarchive.models.bshm import TF2ONNX_COMMAND, BSHMModel
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "bshm", "classical")
+_IGNORED_KEYS = {"activate"}  # the workflow's own switch for the stage; not a matting parameter
 
 # Defaults of config["matting"]; the schema fills the same values in.
 DEFAULTS: dict = {
@@ -50,7 +51,7 @@ DEFAULTS: dict = {
     "min_person_fraction": 0.005,  # bshm: share of pixels with alpha >= 0.5 that counts as a person
     "work_side": 512,  # classical: long side of the GrabCut copy
     "grabcut_iters": 5,
-    "matte_side": 1024,  # classical: long side of the closed-form matting copy
+    "matte_side": 512,  # classical: long side of the closed-form matting copy
     "unknown_band_px": 6,  # classical: half-width of the unknown band, matte_side pixels (0: no refinement)
     "hair_band_factor": 2.0,  # classical: the band is this much wider around the head (hair)
     "cf_epsilon": 1e-6,  # classical: regularisation of the matting Laplacian
@@ -63,8 +64,8 @@ DEFAULTS: dict = {
 _FACE_CORE = (0.32, 0.42)  # definite foreground: ellipse half-axes inside the face
 _HEAD_PROBABLE = (0.80, 0.85, -0.15)  # probable foreground: head+hair ellipse half-axes, centre shift (h)
 _HEAD_ENVELOPE = (1.40, 1.45, -0.20)  # beyond this ellipse (and the body envelope) is definite background
-_NECK_CORE = (0.22, 0.0, 0.9)  # definite: neck half-width (w), from chin-offset to chin+0.9h
-_TORSO_CORE = (0.55, 0.9, 2.6)  # definite: torso core half-width (w), from chin+0.9h to chin+2.6h
+_NECK_CORE = (0.22, 0.9)  # definite: neck half-width (w), from the face centre down to chin+0.9h
+_TORSO_CORE = (0.55, 2.6)  # definite: torso core widening to this half-width (w), down to chin+2.6h
 _BODY_PROBABLE = (0.6, 2.2, 2.8)  # probable: half-width at the chin, at chin+1h, at the image bottom (w)
 _BODY_ENVELOPE = (1.2, 3.6, 5.0)  # envelope: half-widths likewise (w)
 _MIN_FACE_PX = 4.0  # face boxes narrower than this (work pixels) are ignored as noise
@@ -176,15 +177,42 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, max_side: int) -> 
     alpha_small = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA)
     fg_small, bg_small = estimate_foreground_ml(small, alpha_small, return_background=True)
     fg = cv2.resize(np.asarray(fg_small, dtype=np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
-    bg = cv2.resize(np.asarray(bg_small, dtype=np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
-    rows = max(1, (1 << 22) // max(1, W))  # about 4 M pixels per strip
+    rows = max(1, (1 << 22) // max(1, W))  # about 4 M pixels per strip bounds the temporaries
     for y in range(0, H, rows):
-        a = alpha[y : y + rows, :, None]
+        a = alpha[y : y + rows]
         f = fg[y : y + rows]
-        residual = image[y : y + rows] - a * f - (1.0 - a) * bg[y : y + rows]
-        f += a * residual / (a * a + (1.0 - a) ** 2)
-        np.clip(f, 0.0, 1.0, out=f)
-    return fg
+        opaque = a >= 1.0
+        np.copyto(f, image[y : y + rows], where=opaque[:, :, None])  # opaque: F is the image
+        sy, sx = np.nonzero((a > 0.0) & ~opaque)  # soft pixels: split the compositing residual
+        if sy.size == 0:
+            continue
+        a_soft = a[sy, sx][:, None]
+        f_soft = f[sy, sx]
+        b_soft = _bilinear_at(np.asarray(bg_small, dtype=np.float32), sy + y, sx, (H, W))
+        residual = image[y : y + rows][sy, sx] - a_soft * f_soft - (1.0 - a_soft) * b_soft
+        f_soft += a_soft * residual / (a_soft * a_soft + (1.0 - a_soft) ** 2)
+        f[sy, sx] = np.clip(f_soft, 0.0, 1.0)
+    return np.clip(fg, 0.0, 1.0, out=fg)
+
+
+def _bilinear_at(small: np.ndarray, ys: np.ndarray, xs: np.ndarray, full_shape: tuple[int, int]) -> np.ndarray:
+    """Values of `small` (h×w×C) upsampled bilinearly to `full_shape`, only at pixels (ys, xs).
+
+    Same pixel-centre alignment as cv2.resize(INTER_LINEAR), without building the full-size array.
+    """
+    h, w = small.shape[:2]
+    H, W = full_shape
+    v = np.clip((ys + 0.5) * (h / H) - 0.5, 0.0, h - 1.0)
+    u = np.clip((xs + 0.5) * (w / W) - 0.5, 0.0, w - 1.0)
+    y0 = np.floor(v).astype(np.intp)
+    x0 = np.floor(u).astype(np.intp)
+    y1 = np.minimum(y0 + 1, h - 1)
+    x1 = np.minimum(x0 + 1, w - 1)
+    fy = (v - y0)[:, None].astype(np.float32)
+    fx = (u - x0)[:, None].astype(np.float32)
+    top = small[y0, x0] * (1 - fx) + small[y0, x1] * fx
+    bottom = small[y1, x0] * (1 - fx) + small[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -242,12 +270,13 @@ def person_prior(
             continue
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         _ellipse(core, (cx, cy), (_FACE_CORE[0] * fw, _FACE_CORE[1] * fh), 1)
-        _trapezoid(core, cx, cy, y1 + _NECK_CORE[2] * fh, _NECK_CORE[0] * fw, _NECK_CORE[0] * fw, 1)
+        neck_end = y1 + _NECK_CORE[1] * fh
+        _trapezoid(core, cx, cy, neck_end, _NECK_CORE[0] * fw, _NECK_CORE[0] * fw, 1)
         _trapezoid(
             core,
             cx,
-            y1 + _TORSO_CORE[1] * fh,
-            min(bottom, y1 + _TORSO_CORE[2] * fh),
+            neck_end,
+            min(bottom, y1 + _TORSO_CORE[1] * fh),
             _NECK_CORE[0] * fw,
             _TORSO_CORE[0] * fw,
             1,
@@ -340,7 +369,7 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, epsilon: float) -> 
     pad = 3  # window radius 1 needs neighbours
     y0, y1 = max(0, ys.min() - pad), min(trimap.shape[0], ys.max() + pad + 1)
     x0, x1 = max(0, xs.min() - pad), min(trimap.shape[1], xs.max() + pad + 1)
-    crop = np.ascontiguousarray(image[y0:y1, x0:x1], dtype=np.float64)
+    crop = np.clip(np.asarray(image[y0:y1, x0:x1], dtype=np.float64), 0.0, 1.0)  # resizing can overshoot 1
     sub = np.ascontiguousarray(trimap[y0:y1, x0:x1])
     if not (sub >= _FG_LEVEL).any() or not (sub <= 0.0).any():
         # Nothing to anchor one side: closed-form matting would be degenerate; keep the coarse mask.
@@ -371,10 +400,10 @@ class Matter:
     """
 
     def __init__(self, cfg: dict, models_dir: Path) -> None:
-        unknown = set(cfg) - set(DEFAULTS)
+        unknown = set(cfg) - set(DEFAULTS) - _IGNORED_KEYS
         if unknown:
             raise ValueError(f"unknown matting config keys: {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-        self.cfg = {**DEFAULTS, **cfg}
+        self.cfg = {**DEFAULTS, **{k: v for k, v in cfg.items() if k not in _IGNORED_KEYS}}
         requested = self.cfg["backend"]
         if requested not in BACKENDS:
             raise ValueError(f"matting.backend must be one of {BACKENDS}, got {requested!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -169,3 +170,15 @@ def test_trimap_and_prior_shapes() -> None:
     assert set(np.unique(trimap)) == {0.0, 0.5, 1.0}
     assert trimap[25, 25] == 1.0 and trimap[0, 0] == 0.0 and trimap[10, 25] == 0.5
     np.testing.assert_array_equal(make_trimap(fg, 0, None, 1.0), fg.astype(np.float64))
+
+
+def test_auto_falls_back_when_a_pb_cannot_run(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tf_graph.pb").write_bytes(b"graph")
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # as if tensorflow were not installed
+    matter = Matter({"backend": "auto", "model": "models/tf_graph.pb", "activate": True}, tmp_path / "models")
+    assert matter.backend == "classical"
+    result = matter.matte(np.zeros((20, 30, 3), np.float32), [])
+    assert any("cannot run" in note for note in result.notes)
+    with pytest.raises(ImportError, match="tensorflow"):
+        Matter({"backend": "bshm", "model": "models/tf_graph.pb"}, tmp_path / "models")

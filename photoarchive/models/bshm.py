@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,9 @@ class _OnnxRunner:
 
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: shape-inference warnings on dynamic graphs are noise
+        threads = os.environ.get("OMP_NUM_THREADS", "")
+        if threads.isdigit() and int(threads) > 0:  # Snakemake sets it to the job's threads
+            options.intra_op_num_threads = int(threads)
         preferred = ("CUDAExecutionProvider", "CPUExecutionProvider")
         providers = [p for p in preferred if p in ort.get_available_providers()]
         self._session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
