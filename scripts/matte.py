@@ -34,6 +34,8 @@ record = {
     "fallback": fallback,
     "model_file": matte.model_file,
     "model_sha256": matte.model_sha256,
+    "model_runtime": matte.model_runtime,
+    "seconds": matte.seconds,
     "person_found": matte.person_found,
     "coverage": float(matte.alpha.mean()),
     "notes": matte.notes,
