@@ -30,7 +30,7 @@ rule publish_matte:
         matte="results/{status}/{relname}_matte.png",
         foreground="results/{status}/{relname}_fg.png",
     log:
-        "logs/publish/{status}/{relname}.matte.log",
+        "logs/publish_matte/{status}/{relname}.log",
     threads: 1
     resources:
         mem_mb=500,
