@@ -15,11 +15,13 @@
 #                     daemon logs: /var/log/slurm/{slurmctld,slurmd}.log, /var/log/munge/munged.log
 #   SLURM_PARTITION   partition name (default: main)
 #   SLURM_WAIT_S      how long `start` waits for the node to become idle (default 60)
+#   SLURM_MIN_JOB_AGE seconds finished jobs stay in squeue/scontrol (default 3600)
 set -euo pipefail
 
 STATE_DIR="${SLURM_STATE_DIR:-/tmp/photoarchive-slurm}"
 PARTITION="${SLURM_PARTITION:-main}"
 WAIT_S="${SLURM_WAIT_S:-60}"
+MIN_JOB_AGE="${SLURM_MIN_JOB_AGE:-3600}"
 CONF_DIR=/etc/slurm          # the plugin's inner srun only finds the config at its default path
 SKIP=77
 
@@ -52,7 +54,7 @@ install_packages() {
     apt-get -o DPkg::Lock::Timeout=300 update -qq
     apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
         slurmctld slurmd slurm-client munge >"$STATE_DIR/apt.log" 2>&1 \
-        || { tail -20 "$STATE_DIR/apt.log" >&2; return 1; }
+        || { tail -n 20 "$STATE_DIR/apt.log" >&2; return 1; }
     log "installed in $((SECONDS - t0)) s"
 }
 
@@ -78,8 +80,10 @@ SelectTypeParameters=CR_Core_Memory
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-# Finished jobs stay visible to squeue/scontrol for 5 minutes: the plugin's squeue status check needs it.
-MinJobAge=300
+# How long finished jobs stay visible to squeue/scontrol. The plugin's squeue status check needs at
+# least 3x its status-check interval (300 s is plenty for that); the test's own check reads every job
+# of the run afterwards, and the run takes longer than 5 minutes.
+MinJobAge=$MIN_JOB_AGE
 ReturnToService=2
 SchedulerType=sched/backfill
 StateSaveLocation=/var/spool/slurmctld
@@ -123,7 +127,7 @@ record_pid() {
         sleep 0.1
     done
     log "ERROR: $name did not start; see $(log_of "$name")"
-    tail -20 "$(log_of "$name")" >&2 2>/dev/null || true
+    tail -n 20 "$(log_of "$name")" >&2 2>/dev/null || true
     return 1
 }
 
@@ -182,7 +186,7 @@ wait_idle() {
     done
     log "ERROR: node not idle after ${WAIT_S} s (state: '${state:-none}')"
     scontrol show node localhost >&2 || true
-    tail -20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2 || true
+    tail -n 20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2 || true
     return 1
 }
 
