@@ -6,17 +6,22 @@ and the package's working layout: float32 H×W×3 RGB in [0, 1].
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from struct import error as struct_error
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +48,26 @@ class Scan:
     format: str = ""  # Pillow's format name, e.g. "JPEG"
     mode: str = ""  # Pillow's mode of the file, e.g. "CMYK", "P", "I;16"
     notes: list[str] = field(default_factory=list)
+    icc_space: str = ""  # colour space of the embedded ICC profile ("RGB", "GRAY", "CMYK"), "" if none
+    full_shape: tuple[int, int] = (0, 0)  # (H, W) of the upright scan; `pixels` is smaller with max_side
+
+    @property
+    def keep_icc(self) -> bool:
+        """Whether the scan's ICC profile describes the RGB pixels we write (so outputs may carry it)."""
+        return self.icc_space in ("", "RGB")
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.pixels.shape[0], self.pixels.shape[1]
 
 
-def read_scan(path: Path, max_pixels: int) -> Scan:
+def read_scan(path: Path, max_pixels: int, max_side: int | None = None) -> Scan:
     """Decode `path` into a `Scan`, refusing anything that is not a usable image.
 
     The pixel count is checked from the header before any pixel is decoded, so a decompression
-    bomb (tiny file, huge declared size) never reaches memory.
+    bomb (tiny file, huge declared size) never reaches memory. With `max_side`, every pixel is still
+    decoded (so damage is found) but `pixels` is shrunk to that long side before the float
+    conversion: checking a 100 MP scan then needs about 3 bytes a pixel, not 12 to 24.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -68,15 +82,19 @@ def read_scan(path: Path, max_pixels: int) -> Scan:
                     f"{max_pixels / 1e6:.0f} MP (ingest.max_pixels); raise the limit if this scan is genuine"
                 )
             notes: list[str] = []
+            _check_sample_format(im)
             frames = getattr(im, "n_frames", 1)
             if frames > 1:
                 notes.append(f"multi-page file with {frames} pages: only the first page is processed")
             fmt, mode = im.format or "", im.mode
+            icc = im.info.get("icc_profile") or b""
+            icc_space = icc[16:20].decode("latin-1").strip() if len(icc) >= 20 else ""
             if _is_sixteen_bit(im, path):
-                pixels, alpha = _decode_sixteen_bit(path, im)
+                pixels, alpha, full_shape = _decode_sixteen_bit(path, im, max_side)
                 bit_depth = 16
             else:
-                pixels, alpha = _decode_eight_bit(im)
+                pixels, alpha, full_shape = _decode_eight_bit(im, icc if icc_space not in ("", "RGB") else b"",
+                                                              notes, max_side)
                 bit_depth = 8
     except ImageRejected:
         raise
@@ -84,11 +102,30 @@ def read_scan(path: Path, max_pixels: int) -> Scan:
         raise ImageRejected("not an image file, or an image format this pipeline cannot read") from None
     except (OSError, SyntaxError, ValueError, cv2.error) as exc:
         raise ImageRejected(f"damaged or truncated image ({exc})") from None
-    if mode == "CMYK":
+    if mode == "CMYK" and not any(n.startswith("CMYK") for n in notes):
         notes.append("CMYK scan converted to RGB")
+    if icc_space not in ("", "RGB"):
+        notes.append(f"the scan's {icc_space} ICC profile is not copied to the RGB outputs")
     if alpha is not None:
-        notes.append("transparency kept as alpha; pixels are processed over white")
-    return Scan(pixels=pixels, bit_depth=bit_depth, alpha=alpha, format=fmt, mode=mode, notes=notes)
+        notes.append("transparency flattened onto white: the outputs have no alpha channel")
+    return Scan(pixels=pixels, bit_depth=bit_depth, alpha=alpha, format=fmt, mode=mode, notes=notes,
+                icc_space=icc_space, full_shape=full_shape)
+
+
+def _check_sample_format(im: Image.Image) -> None:
+    """Refuse samples we would have to squeeze (32-bit integer or floating point) instead of guessing."""
+    if im.format == "TIFF":
+        bits = im.tag_v2.get(258, (8,))  # BitsPerSample
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        sample_format = im.tag_v2.get(339, (1,))  # SampleFormat: 1 uint, 2 int, 3 float
+        sample_format = sample_format if isinstance(sample_format, tuple) else (sample_format,)
+        if max(bits) > 16 or any(f != 1 for f in sample_format):
+            kind = "floating-point" if 3 in sample_format else f"{max(bits)}-bit"
+            raise ImageRejected(f"{kind} TIFF samples are not supported (a scan is 8- or 16-bit unsigned); "
+                                "save it as a 16-bit TIFF or PNG")
+    elif im.mode in ("F", "I") and im.format not in ("PNG",):
+        raise ImageRejected(f"{im.format or 'image'} with 32-bit samples is not supported; save the scan as a "
+                            "16-bit TIFF or PNG")
 
 
 def _is_sixteen_bit(im: Image.Image, path: Path) -> bool:
@@ -105,30 +142,80 @@ def _is_sixteen_bit(im: Image.Image, path: Path) -> bool:
     return False
 
 
-def _decode_eight_bit(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode 8-bit images with Pillow: palette, gray, CMYK, RGBA; applies EXIF orientation."""
+def _shrunk_size(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
+    """(width, height) with the long side at most `max_side`, or None when no shrinking is needed."""
+    if not max_side or max(width, height) <= max_side:
+        return None
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _unit_float(array: np.ndarray, peak: float) -> np.ndarray:
+    """uint8/uint16 → float32 in [0, 1] with one float copy (no temporary)."""
+    out = array.astype(np.float32)
+    out *= np.float32(1.0 / peak)
+    return out
+
+
+def _decode_eight_bit(im: Image.Image, icc: bytes = b"", notes: list[str] | None = None,
+                      max_side: int | None = None) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
+    """Decode 8-bit images with Pillow: palette, gray, CMYK, RGBA; applies EXIF orientation.
+
+    `icc`: a CMYK or GRAY profile of the scan, used to convert CMYK or gray pixels to sRGB.
+    """
     im.seek(0)
     im.load()  # raises OSError on truncated data (we never enable LOAD_TRUNCATED_IMAGES)
-    upright = ImageOps.exif_transpose(im)
+    upright = im
+    try:
+        ImageOps.exif_transpose(upright, in_place=True)  # no copy of a scan that is already upright
+    except (ValueError, TypeError, KeyError, struct_error, OSError):
+        # A damaged EXIF block: the pixels are fine, the orientation cannot be trusted.
+        if notes is not None:
+            notes.append("EXIF block unreadable: orientation not applied")
+    full_shape = (upright.size[1], upright.size[0])
     has_alpha = upright.mode in ("RGBA", "LA", "PA") or (
         upright.mode == "P" and "transparency" in upright.info
     )
     if has_alpha:
-        rgba = np.asarray(upright.convert("RGBA"), dtype=np.float32) / 255.0
-        return _over_white(rgba[..., :3], rgba[..., 3]), rgba[..., 3].copy()
-    rgb = np.asarray(upright.convert("RGB"), dtype=np.float32) / 255.0
-    return rgb, None
+        upright = upright.convert("RGBA")
+    small = _shrunk_size(*upright.size, max_side)
+    if small:
+        upright = upright.resize(small, Image.Resampling.BOX)
+    if has_alpha:
+        rgba = _unit_float(np.asarray(upright), 255.0)
+        return _over_white(rgba[..., :3], rgba[..., 3]), rgba[..., 3].copy(), full_shape
+    if icc and upright.mode in ("CMYK", "L"):
+        kind = "CMYK" if upright.mode == "CMYK" else "grayscale"
+        try:
+            converted = ImageCms.profileToProfile(upright, ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                                  ImageCms.createProfile("sRGB"), outputMode="RGB")
+            if notes is not None:
+                notes.append(f"{kind} scan converted to sRGB through its embedded ICC profile")
+            return _unit_float(np.asarray(converted), 255.0), None, full_shape
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            if notes is not None:
+                notes.append(f"{kind} scan converted to RGB without colour management: "
+                             "its embedded ICC profile is unusable")
+    return _unit_float(np.asarray(upright if upright.mode == "RGB" else upright.convert("RGB")), 255.0), \
+        None, full_shape
 
 
-def _decode_sixteen_bit(path: Path, im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+def _decode_sixteen_bit(path: Path, im: Image.Image, max_side: int | None = None,
+                        ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
     """Decode 16-bit PNG/TIFF with OpenCV (Pillow has no 16-bit RGB mode); applies EXIF orientation."""
     data = np.fromfile(path, dtype=np.uint8)
     array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
     if array is None:
         raise ImageRejected("damaged or truncated 16-bit image")
-    if array.dtype != np.uint16:
-        array = array.astype(np.uint16) * 257 if array.dtype == np.uint8 else array.astype(np.uint16)
-    x = array.astype(np.float32) / 65535.0
+    if array.dtype == np.uint8:
+        array = array.astype(np.uint16) * 257
+    elif array.dtype != np.uint16:
+        raise ImageRejected(f"unsupported sample type {array.dtype} (a scan is 8- or 16-bit unsigned)")
+    stored_shape = array.shape[:2]
+    small = _shrunk_size(array.shape[1], array.shape[0], max_side)
+    if small:
+        array = cv2.resize(array, small, interpolation=cv2.INTER_AREA)
+    x = _unit_float(array, 65535.0)
     alpha = None
     if x.ndim == 2:
         rgb = np.repeat(x[..., None], 3, axis=2)
@@ -144,11 +231,15 @@ def _decode_sixteen_bit(path: Path, im: Image.Image) -> tuple[np.ndarray, np.nda
         alpha = np.ascontiguousarray(alpha)
     # OpenCV's TIFF decoder applies the TIFF Orientation tag itself (always, even with
     # IMREAD_IGNORE_ORIENTATION; OpenCV 4.14); for PNG's eXIf chunk we apply it here.
-    orientation = 1 if im.format == "TIFF" else im.getexif().get(0x0112, 1)
+    try:
+        orientation = 1 if im.format == "TIFF" else int(im.getexif().get(0x0112, 1))
+    except (ValueError, TypeError, KeyError, struct_error, OSError):
+        orientation = 1  # a damaged eXIf chunk: the pixels are fine, the orientation unknown
     rgb = apply_orientation(rgb, orientation)
     if alpha is not None:
         alpha = apply_orientation(alpha, orientation)
-    return rgb, alpha
+    full_shape = stored_shape[::-1] if orientation in (5, 6, 7, 8) else stored_shape
+    return rgb, alpha, (int(full_shape[0]), int(full_shape[1]))
 
 
 def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -171,9 +262,22 @@ def _over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def to_integer(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Float [0, 1] → uint8/uint16 with rounding; values outside [0, 1] are clipped."""
+    """Float [0, 1] → uint8/uint16 with rounding; values outside [0, 1] are clipped, and the count logged."""
     peak, dtype = (65535.0, np.uint16) if bit_depth == 16 else (255.0, np.uint8)
-    return (np.clip(pixels, 0.0, 1.0) * peak + 0.5).astype(dtype)
+    tolerance = 0.5 / peak  # rounds to 0 or peak anyway
+    if pixels.size and (float(pixels.min()) < -tolerance or float(pixels.max()) > 1.0 + tolerance):
+        clipped = int(np.count_nonzero(pixels < -tolerance)) + int(np.count_nonzero(pixels > 1.0 + tolerance))
+        log.info("%d of %d values (%.3f%%) outside [0, 1] clipped when converting to %d-bit", clipped,
+                 pixels.size, 100.0 * clipped / pixels.size, bit_depth)
+    out = np.empty(pixels.shape, dtype)
+    flat_in, flat_out = pixels.reshape(-1), out.reshape(-1)
+    step = 1 << 22  # in blocks: no full-size float temporary for a 100 MP scan
+    for start in range(0, flat_in.size, step):
+        block = np.clip(flat_in[start:start + step], 0.0, 1.0, dtype=np.float32)
+        block *= np.float32(peak)
+        block += np.float32(0.5)
+        flat_out[start:start + step] = block
+    return out
 
 
 def encode_image(pixels: np.ndarray, suffix: str, bit_depth: int = 8, alpha: np.ndarray | None = None,
@@ -199,16 +303,57 @@ def encode_image(pixels: np.ndarray, suffix: str, bit_depth: int = 8, alpha: np.
     return buffer.tobytes()
 
 
+# errno values that mean "this output folder cannot take the file": said in words, with what to do.
+_WRITE_ERRORS = {
+    errno.ENOSPC: "the disk is full; free some space",
+    errno.EDQUOT: "the disk quota is exhausted; free some space",
+    errno.EFBIG: "the file is larger than this system allows",
+    errno.EROFS: "the output folder is on a read-only file system; run in a writable folder",
+    errno.EACCES: "permission denied; make the output folder writable",
+    errno.EPERM: "permission denied; make the output folder writable",
+}
+
+
+class OutputWriteError(OSError):
+    """An output could not be written (disk full, read-only, no permission); the message says what to do."""
+
+
+def _write_error(path: Path, exc: OSError) -> OSError:
+    hint = _WRITE_ERRORS.get(exc.errno or -1)
+    if hint is None:
+        return exc
+    return OutputWriteError(exc.errno, f"cannot write {path}: {hint}, then re-run snakemake "
+                                       f"(nothing half-written was left behind; {exc.strerror})")
+
+
+def _stale_temporaries(path: Path) -> list[Path]:
+    """Temporary files of `path` left by a killed run (see `atomic_output` for their names)."""
+    # exiftool writes its own "<name>_exiftool_tmp" beside the file it edits: left behind if killed too
+    pattern = re.compile(rf"^\.{re.escape(path.stem)}\.[A-Za-z0-9_]{{8}}\.part{re.escape(path.suffix)}"
+                         r"(_exiftool_tmp)?$")
+    try:
+        return [p for p in path.parent.iterdir() if pattern.match(p.name)]
+    except OSError:
+        return []
+
+
 @contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a hidden temporary path beside `path` (same suffix); rename it into place on success.
 
     A reader, or a killed run, sees the old file, no file, or the complete new one; never a
-    half-written file. On an exception the temporary file is removed.
+    half-written file. On an exception the temporary file is removed; temporaries of the same
+    target left by a killed run are removed first. A full disk or a read-only folder raises
+    `OutputWriteError` naming the file and what to do.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in _stale_temporaries(path):
+            stale.unlink(missing_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     os.close(fd)
     tmp = Path(name)
     try:
@@ -217,8 +362,42 @@ def atomic_output(path: Path) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Yield a hidden temporary folder beside `path`; rename it into place when the body succeeds.
+
+    For a job whose output is a whole folder (a restore batch): a killed run leaves only a hidden
+    `.<name>.XXXXXXXX.part` folder, never a half-filled `path` that a later run would take as done
+    (Snakemake does not check its incomplete-job markers behind a checkpoint). Leftovers of killed
+    runs are removed first; an existing `path` is replaced.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.part$")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.iterdir():
+            if pattern.match(stale.name) and stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

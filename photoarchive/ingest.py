@@ -22,6 +22,7 @@ from photoarchive.imageio import IMAGE_SUFFIXES, ImageRejected, read_scan, write
 log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIXES = (".zip",)
+HASH_MAX_SIDE = 1024  # the perceptual hash is taken from a copy this size (it looks at 32×32 anyway)
 MEMBERS_FILE = "members.json"  # written by the unpack step beside the extracted members
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -34,6 +35,7 @@ class Source:
     relpath: str  # path relative to the input folder; ZIP members: "box.zip/inner/path.jpg"
     archive: str | None = None  # relative path of the ZIP holding it, if any
     member: str | None = None  # the member's name inside the ZIP
+    refusal: str = ""  # why it is refused without being read (then `relpath` is a printable stand-in)
 
     @property
     def suffix(self) -> str:
@@ -52,7 +54,9 @@ def photo_id(relpath: str) -> str:
     """
     ascii_name = unicodedata.normalize("NFKD", relpath).encode("ascii", "ignore").decode()
     slug = _UNSAFE.sub("_", ascii_name.replace("/", "__")).strip("._-")[:60] or "photo"
-    digest = hashlib.sha1(relpath.encode("utf-8")).hexdigest()[:8]
+    # surrogateescape: a name that is not valid UTF-8 (e.g. Latin-1 bytes from an old disk) hashes
+    # its raw bytes; for every valid name this is the plain UTF-8 encoding.
+    digest = hashlib.sha1(relpath.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return f"{slug}-{digest}"
 
 
@@ -85,11 +89,30 @@ def discover_sources(input_dir: Path, skip: tuple[Path, ...] = (), ignore: tuple
         if any(fnmatch.fnmatch(path.name, pattern) for pattern in ignore):
             continue
         relpath = rel.as_posix()
+        if not _is_utf8(relpath):
+            # Snakemake (and CSV/JSON) cannot carry such a name: the file is listed as failed, unread.
+            sources.append(Source(photo_id(relpath), printable_name(relpath), refusal=(
+                "the file name is not valid UTF-8 (probably Latin-1 from an old disk); rename it, e.g. with "
+                "`convmv -f latin1 -t utf8 -r --notest <folder>`, and run again")))
+            continue
         if path.suffix.lower() in ARCHIVE_SUFFIXES:
             sources.extend(_zip_sources(path, relpath))
         else:
             sources.append(Source(photo_id(relpath), relpath))
     return sources
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(relpath: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (kept by Python as surrogates) shown as \\xNN."""
+    return relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _zip_sources(path: Path, relpath: str) -> list[Source]:
@@ -270,7 +293,7 @@ def inspect_file(source: Source, path: Path | None, max_pixels: int, max_file_mb
         record.reason = f"file is {path.stat().st_size / 2**20:.0f} MB, over ingest.max_file_mb"
         return record
     try:
-        scan = read_scan(path, max_pixels)
+        scan = read_scan(path, max_pixels, max_side=HASH_MAX_SIDE)  # decodes all, keeps a small copy
     except ImageRejected as exc:
         record.reason = str(exc)
         return record
@@ -278,7 +301,7 @@ def inspect_file(source: Source, path: Path | None, max_pixels: int, max_file_mb
         record.reason = "not enough memory to decode this scan"
         return record
     record.status = "ok"
-    record.height, record.width = scan.shape
+    record.height, record.width = scan.full_shape
     record.bit_depth, record.mode, record.notes = scan.bit_depth, scan.mode, tuple(scan.notes)
     record.phash = perceptual_hash(scan.pixels, hash_size)
     return record

@@ -44,6 +44,7 @@ class ManifestRow:
     matting_backend: str = ""
     output: str = ""
     log: str = ""
+    notes: str = ""  # what happened to the scan on the way in (multi-page, CMYK, catalogue values...)
 
 
 def _json(path: Path) -> dict | None:
@@ -74,11 +75,26 @@ def _chain(results: Path, logs: Path, pid: str, batch: str) -> list[tuple[str, P
     ]
 
 
+def finished_photos(results: Path) -> dict[str, tuple[str, str]]:
+    """{photo_id: (QA status, restore batch)} of the unique photos whose whole chain finished."""
+    finished = {}
+    for pid, entry in _dedup_rows(results).items():
+        if entry["status"] != "unique":
+            continue
+        if not all(proof.exists() for _stage, proof, _log in _chain(results, Path("logs"), pid, entry["batch"])):
+            continue
+        status = (_json(results / "qa" / f"{pid}.json") or {}).get("status", "")
+        if status in ("processed", "review"):
+            finished[pid] = (status, entry["batch"])
+    return finished
+
+
 def manifest_rows(results: Path, sources: list[Source], published: dict[str, tuple[str, str]],
                   logs: Path) -> list[ManifestRow]:
     """One row per input file, from whatever the stages have written so far."""
     dedup = _dedup_rows(results)
     by_id = {s.photo_id: s for s in sources}
+    blockers = _batch_blockers(results, logs, dedup, by_id)
     rows = []
     for source in sorted(sources, key=lambda s: s.relpath):
         pid = source.photo_id
@@ -90,6 +106,8 @@ def manifest_rows(results: Path, sources: list[Source], published: dict[str, tup
             rows.append(row)
             continue
         row.sha256 = record.get("sha256", "")
+        stamp_notes = (_json(results / "stamp" / f"{pid}.json") or {}).get("notes")
+        row.notes = "; ".join(stamp_notes if stamp_notes is not None else record.get("notes", []))
         if record["status"] != "ok":
             row.reason, row.log = record["reason"], str(logs / "ingest" / f"{pid}.log")
             rows.append(row)
@@ -105,13 +123,39 @@ def manifest_rows(results: Path, sources: list[Source], published: dict[str, tup
             row.duplicate_of = canonical.relpath if canonical else entry["duplicate_of"]
             rows.append(row)
             continue
-        _fill_unique(row, results, logs, entry["batch"], published.get(pid))
+        _fill_unique(row, results, logs, entry["batch"], published.get(pid), blockers.get(entry["batch"], []))
         rows.append(row)
     return rows
 
 
+def _first_missing(results: Path, logs: Path, pid: str, batch: str) -> tuple[str, Path] | None:
+    """(stage, log) of the first stage of a unique photo's chain that has not finished, or None."""
+    for stage, proof, log_file in _chain(results, logs, pid, batch):
+        if not proof.exists():
+            return stage, log_file
+    return None
+
+
+def _batch_blockers(results: Path, logs: Path, dedup: dict[str, dict], by_id: dict[str, Source],
+                    ) -> dict[str, list[tuple[str, str, Path]]]:
+    """{batch: [(photo id, source, log)]} of photos that stopped before face restoration.
+
+    Face restoration runs per batch, so such a photo holds back the other photos of its batch.
+    """
+    early = {"stamp", "enhance", "face detection", "matting"}
+    blockers: dict[str, list[tuple[str, str, Path]]] = {}
+    for pid, entry in dedup.items():
+        if entry["status"] != "unique":
+            continue
+        missing = _first_missing(results, logs, pid, entry["batch"])
+        if missing and missing[0] in early:
+            source = by_id[pid].relpath if pid in by_id else pid
+            blockers.setdefault(entry["batch"], []).append((pid, source, missing[1]))
+    return blockers
+
+
 def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
-                 published: tuple[str, str] | None) -> None:
+                 published: tuple[str, str] | None, blockers: list[tuple[str, str, Path]] = ()) -> None:
     pid = row.photo_id
     enhance = _json(results / "enhance" / f"{pid}.json") or {}
     faces = _json(results / "faces" / f"{pid}.json") or {}
@@ -124,11 +168,19 @@ def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
     row.restore_backend = restore.get("backend", "")
     row.restore_model = Path(restore["model_file"]).name if restore.get("model_file") else ""
     row.restore_model_sha256 = restore.get("model_sha256") or ""
-    for stage, proof, log_file in _chain(results, logs, pid, batch):
-        if not proof.exists():
-            row.reason = f"stopped in {stage}: see {log_file}; re-run snakemake to retry this photo"
-            row.log = str(log_file)
+    missing = _first_missing(results, logs, pid, batch)
+    if missing:
+        stage, log_file = missing
+        others = [(source, blocker_log) for blocker, source, blocker_log in blockers if blocker != pid]
+        if stage == "face restoration" and others and not (logs / "restore_faces" / f"{batch}.log").exists():
+            names = ", ".join(source for source, _ in others)
+            row.reason = (f"waiting for face restoration of batch {batch}, which could not start because "
+                          f"{names} (same batch) stopped earlier; re-run snakemake to retry")
+            row.log = str(others[0][1])
             return
+        row.reason = f"stopped in {stage}: see {log_file}; re-run snakemake to retry this photo"
+        row.log = str(log_file)
+        return
     status = verdict.get("status", "")
     if published is None or status not in ("processed", "review"):
         row.reason = "QA verdict missing or unreadable"
@@ -167,7 +219,7 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
 def _thumbnail_tag(path: Path, thumb_px: int) -> str:
     """An inline <img> of any image file this pipeline wrote (PNG, JPEG, TIFF), or "" if unreadable."""
     try:
-        scan = read_scan(path, max_pixels=10**9)
+        scan = read_scan(path, max_pixels=10**10, max_side=2 * thumb_px)
     except (OSError, ValueError):
         return ""
     data = base64.b64encode(thumbnail_jpeg(scan.pixels, thumb_px)).decode()

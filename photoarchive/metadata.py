@@ -3,15 +3,19 @@
 exiftool is always driven through pyexiftool with argument lists (one persistent process per job),
 never through a shell. Values are C-escaped (`-ec`), so newlines or option look-alikes inside a
 title cannot become exiftool arguments; file paths are absolute, so a name starting with '-' is
-never read as an option.
+never read as an option. A scan whose path exiftool would misread (a line break would split the
+argument, '%d' or '%f' are -TagsFromFile format codes) is read through a symlink with a plain name.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -86,6 +90,24 @@ def _path_arg(path: Path) -> str:
     return text
 
 
+# What exiftool reads literally in a -TagsFromFile argument: no '%' (format codes), no control
+# characters (a line break ends the argument), nothing a terminal or argfile could mangle.
+_PLAIN_PATH = re.compile(r"^[A-Za-z0-9/._+ -]+$")
+
+
+@contextmanager
+def _readable_source(path: Path) -> Iterator[str]:
+    """An exiftool argument naming `path` for reading: the path itself, or a plain-named symlink to it."""
+    text = str(Path(path).resolve())
+    if _PLAIN_PATH.match(text):
+        yield text
+        return
+    with tempfile.TemporaryDirectory(prefix="photoarchive-exiftool-") as folder:
+        link = Path(folder) / f"source{''.join(c for c in Path(text).suffix if c.isalnum() or c == '.')}"
+        os.symlink(text, link)
+        yield str(link)
+
+
 def _run(et: exiftool.ExifToolHelper, args: list[str], target: Path) -> None:
     out = et.execute("-ec", "-overwrite_original", *args, _path_arg(target))
     if "1 image files updated" not in out:
@@ -121,16 +143,17 @@ def _provenance_args(prov: Provenance) -> list[str]:
 
 
 def stamp_scan(et: exiftool.ExifToolHelper, source_file: Path, target: Path, *, photo_id: str,
-               source: str, sha256: str, archival: dict[str, str] | None = None) -> list[str]:
+               source: str, sha256: str, archival: dict[str, str] | None = None, keep_icc: bool = True) -> list[str]:
     """Give the working master `target` the scan's own tags plus archival fields and provenance.
 
-    Copies every writable tag and the ICC profile from `source_file`, resets the orientation
+    Copies every writable tag and (with `keep_icc`) the ICC profile from `source_file`, resets the orientation
     (pixels are already upright), writes the archival fields of `archival` (a metadata.csv row)
     and marks the image as a digitized print. Returns notes about values that could not be used.
     """
-    args = ["-TagsFromFile", _path_arg(source_file), "-all:all", "-ICC_Profile", "--IFD1:all",
-            "-IFD0:Orientation#=1", "-XMP-tiff:Orientation="]
     notes: list[str] = []
+    args = ["-all:all", "--IFD1:all", "-IFD0:Orientation#=1", "-XMP-tiff:Orientation="]
+    if keep_icc:
+        args.insert(1, "-ICC_Profile")
     if archival:
         tag_args, notes = archival_args(archival)
         args += tag_args
@@ -141,13 +164,20 @@ def stamp_scan(et: exiftool.ExifToolHelper, source_file: Path, target: Path, *, 
         f"-XMP-iptcExt:DigitalSourceType={SOURCE_PRINT}",
         history_arg(Provenance(stage="ingest", parameters={"source": source}), action="converted"),
     ]
-    _run(et, args, target)
+    with _readable_source(source_file) as source_arg:
+        _run(et, ["-TagsFromFile", source_arg, *args], target)
     return notes
 
 
-def stamp_derivative(et: exiftool.ExifToolHelper, parent: Path, target: Path, prov: Provenance) -> None:
-    """Copy all tags (and history) from `parent` to the new image `target`, then add its own entry."""
-    args = ["-TagsFromFile", _path_arg(parent), "-all:all", "-ICC_Profile", "--IFD1:all"]
+def stamp_derivative(et: exiftool.ExifToolHelper, parent: Path, target: Path, prov: Provenance,
+                     keep_icc: bool = True) -> None:
+    """Copy all tags (and history) from `parent` to the new image `target`, then add its own entry.
+
+    `keep_icc=False` for images that are not colour pictures (an alpha matte): they get no ICC profile.
+    """
+    args = ["-TagsFromFile", _path_arg(parent), "-all:all", "--IFD1:all"]
+    if keep_icc:
+        args.insert(3, "-ICC_Profile")
     args += _provenance_args(prov)
     args.append(history_arg(prov))
     _run(et, args, target)
@@ -229,27 +259,48 @@ def archival_args(row: dict[str, str]) -> tuple[list[str], list[str]]:
 def read_metadata_csv(path: Path | None) -> tuple[dict[str, dict[str, str]], list[str]]:
     """Rows of a metadata.csv keyed by the `file` column (path relative to the input folder).
 
-    Returns (rows, problems); problems are sentences for the log (missing columns, duplicate rows).
+    Returns (rows, problems); problems are sentences for the log (missing columns, duplicate rows,
+    an encoding other than UTF-8, unreadable lines). A damaged catalogue never stops the pipeline:
+    the rows that can be read are used.
     """
     if path is None or not Path(path).exists():
         return {}, []
     problems: list[str] = []
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
+    raw_bytes = Path(path).read_bytes()
+    try:
+        text = raw_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        text = raw_bytes.decode("cp1252", errors="replace")
+        problems.append(f"{path}: not UTF-8 (byte {exc.start}); read as Windows-1252 — save it as UTF-8 "
+                        "if accented letters look wrong")
+    if "\0" in text:
+        problems.append(f"{path}: contains NUL bytes (a binary file?); they were removed")
+        text = text.replace("\0", "")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         columns = [c.strip() for c in (reader.fieldnames or [])]
-        if "file" not in columns:
-            return {}, [f"{path}: no 'file' column (expected columns: {', '.join(METADATA_COLUMNS)}); ignored"]
-        missing = [c for c in METADATA_COLUMNS if c not in columns]
-        if missing:
-            problems.append(f"{path}: columns missing, left empty: {', '.join(missing)}")
-        rows: dict[str, dict[str, str]] = {}
-        for line, raw in enumerate(reader, start=2):
-            row = {(k or "").strip(): (v or "") for k, v in raw.items() if k}
-            key = row.get("file", "").strip().replace("\\", "/").removeprefix("./")
-            if not key:
-                problems.append(f"{path}:{line}: empty 'file' value; row ignored")
-            elif key in rows:
-                problems.append(f"{path}:{line}: second row for {key}; the first one is used")
-            else:
-                rows[key] = row
+    except csv.Error as exc:
+        return {}, [f"{path}: unreadable header ({exc}); catalogue ignored"]
+    if "file" not in columns:
+        return {}, [f"{path}: no 'file' column (expected columns: {', '.join(METADATA_COLUMNS)}); ignored"]
+    missing = [c for c in METADATA_COLUMNS if c not in columns]
+    if missing:
+        problems.append(f"{path}: columns missing, left empty: {', '.join(missing)}")
+    rows: dict[str, dict[str, str]] = {}
+    while True:
+        try:
+            raw = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(f"{path}: line {reader.line_num} unreadable ({exc}); the rest of the catalogue ignored")
+            break
+        row = {(k or "").strip(): v if isinstance(v, str) else "" for k, v in raw.items() if k}
+        key = row.get("file", "").strip().replace("\\", "/").removeprefix("./")
+        if not key:
+            problems.append(f"{path}:{reader.line_num}: empty 'file' value; row ignored")
+        elif key in rows:
+            problems.append(f"{path}:{reader.line_num}: second row for {key}; the first one is used")
+        else:
+            rows[key] = row
     return rows, problems

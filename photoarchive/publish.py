@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from photoarchive.imageio import write_atomic
+from photoarchive.imageio import atomic_output, encode_image, load_working, write_atomic
 from photoarchive.ingest import Source
+from photoarchive.manifest import finished_photos
+from photoarchive.metadata import exiftool_session, stamp_conversion
+
+log = logging.getLogger(__name__)
 
 # Published format per source suffix: JPEG stays JPEG, TIFF stays TIFF, the rest becomes PNG.
 _OUTPUT_SUFFIX = {".jpg": "jpg", ".jpeg": "jpg", ".tif": "tif", ".tiff": "tif", ".png": "png",
                   ".webp": "png", ".bmp": "png"}
 STATUSES = ("processed", "review")
+# Characters a published name cannot keep: braces (Snakemake reads "{x}" as a wildcard) and control
+# characters such as line breaks (no Snakemake output pattern matches them).
+_BRACES = str.maketrans("{}", "()")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _publishable(relname: str) -> str:
+    return _CONTROL.sub("_", relname.translate(_BRACES))
 
 
 def published_names(sources: Iterable[Source]) -> dict[str, tuple[str, str]]:
@@ -21,6 +35,7 @@ def published_names(sources: Iterable[Source]) -> dict[str, tuple[str, str]]:
     relname keeps the input's sub-folders; a ZIP member lives under the archive's name without
     `.zip`. Where two sources would publish to the same name (img.png and img.bmp), both keep their
     original suffix and the photo id's hash digits in the name (img_png-3f2a1c9d_restored.png).
+    Braces become parentheses and control characters (line breaks) underscores.
     """
     sources = [s for s in sources if s.is_image]
     by_id = {s.photo_id: s for s in sources}
@@ -32,7 +47,7 @@ def published_names(sources: Iterable[Source]) -> dict[str, tuple[str, str]]:
             inner = [p for p in (s.member or "").replace("\\", "/").split("/")
                      if p not in ("", ".", "..")]  # never a path outside the status folder
             path = archive.with_suffix("").joinpath(*inner)
-        names[s.photo_id] = (path.with_suffix("").as_posix(), _OUTPUT_SUFFIX[s.suffix])
+        names[s.photo_id] = (_publishable(path.with_suffix("").as_posix()), _OUTPUT_SUFFIX[s.suffix])
     # Names that would collide (also on case-insensitive file systems) get the photo id's
     # hash digits, which are unique: img.png → img_png-3f2a1c9d_restored.png
     clashes = Counter((rel.casefold(), ext) for rel, ext in names.values())
@@ -60,3 +75,46 @@ def remove_stale(results_dir: Path, status: str, relname: str, ext: str) -> list
                 stale.unlink()
                 removed.append(stale)
     return removed
+
+
+def publish_image(et, restored: Path, target: Path, jpeg_quality: int) -> None:
+    """Write the restored working PNG as `target` (format from its suffix, 16-bit kept where it can be),
+    carrying the working PNG's tags and a 'converted' history entry. `et`: an exiftool session."""
+    pixels, depth = load_working(restored)
+    with atomic_output(target) as tmp:
+        tmp.write_bytes(encode_image(pixels, target.suffix, depth, jpeg_quality=jpeg_quality))
+        stamp_conversion(et, restored, tmp, {"format": target.suffix.lstrip("."), "jpeg_quality": jpeg_quality})
+
+
+def publish_finished(results_dir: Path, published: dict[str, tuple[str, str]], jpeg_quality: int) -> list[str]:
+    """Publish every photo whose chain finished (QA verdict written) but whose published files are missing.
+
+    For the end of a failed run: the photos that got through are published like the publish jobs
+    would have done it, so one failing photo does not hold back the others. Returns their photo ids.
+    """
+    results_dir = Path(results_dir)
+    todo = []
+    for pid, (status, batch) in sorted(finished_photos(results_dir).items()):
+        if pid not in published:
+            continue
+        relname, ext = published[pid]
+        base = results_dir / status / relname
+        targets = (Path(f"{base}_restored.{ext}"), Path(f"{base}_matte.png"), Path(f"{base}_fg.png"))
+        if not all(t.exists() for t in targets):
+            todo.append((pid, status, batch, relname, ext, targets))
+    done: list[str] = []
+    if not todo:
+        return done
+    with exiftool_session() as et:
+        for pid, status, batch, relname, ext, (image, matte, foreground) in todo:
+            try:
+                if not image.exists():
+                    publish_image(et, results_dir / "restore" / batch / f"{pid}.png", image, jpeg_quality)
+                copy_atomic(results_dir / "matting" / f"{pid}_matte.png", matte)
+                copy_atomic(results_dir / "matting" / f"{pid}_fg.png", foreground)
+                remove_stale(results_dir, status, relname, ext)
+            except Exception as exc:  # one photo's problem must not stop the others
+                log.error("could not publish %s: %s", pid, exc)
+                continue
+            done.append(pid)
+    return done

@@ -2,12 +2,13 @@
 import csv
 from pathlib import Path
 
+from snakemake.io import contains_wildcard
 from snakemake.utils import validate
 
-from photoarchive.ingest import archive_id, discover_sources
+from photoarchive.ingest import archive_id, discover_sources, photo_id
 from photoarchive.manifest import write_manifest
 from photoarchive.metadata import read_metadata_csv
-from photoarchive.publish import published_names
+from photoarchive.publish import publish_finished, published_names
 
 
 validate(config, "../config.schema.yaml")
@@ -42,6 +43,13 @@ if not SOURCES:
         "(--config input_dir=/path/to/scans)"
     )
 ARCHIVES = {archive_id(s.archive): s.archive for s in SOURCES.values() if s.archive}
+# Input files whose path Snakemake would read as a wildcard pattern ("scan {1}.jpg"): rules use a
+# private copy under results/sources/ instead (rule copy_source).
+COPIED = {
+    photo_id(rel): rel
+    for rel in sorted({s.archive or s.relpath for s in SOURCES.values() if not s.refusal})
+    if contains_wildcard(str(INPUT_DIR / rel))
+}
 METADATA_ROWS, METADATA_PROBLEMS = read_metadata_csv(METADATA_CSV)
 for problem in METADATA_PROBLEMS:
     logger.warning(problem)
@@ -54,17 +62,32 @@ PHOTO_OF_RELNAME = {relname: pid for pid, (relname, _ext) in PUBLISHED.items()}
 wildcard_constraints:
     photo=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
     archive=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
+    source=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
     batch=r"b\d{4}",
     status="processed|review",
     ext="jpg|png|tif",
 
 
+def input_file(relpath):
+    """An input-folder file as rules see it: its own path, or its copy when the path has "{...}"."""
+    key = photo_id(relpath)
+    return f"results/sources/{key}" if key in COPIED else str(INPUT_DIR / relpath)
+
+
+def source_stamp(wildcards):
+    """Size and mtime of a copied input file: a params value, so a changed original is copied again."""
+    info = (INPUT_DIR / COPIED[wildcards.source]).stat()
+    return f"{info.st_size} {info.st_mtime_ns}"
+
+
 def source_of(wildcards):
     """Input of ingest/stamp: the scan itself, or the unpack folder of the ZIP holding it."""
     source = SOURCES[wildcards.photo]
+    if source.refusal:
+        return []  # refused by its name alone (not valid UTF-8): never handed to Snakemake
     if source.archive:
         return f"results/unpacked/{archive_id(source.archive)}"
-    return str(INPUT_DIR / source.relpath)
+    return input_file(source.relpath)
 
 
 def catalogue_row(photo):
@@ -136,7 +159,13 @@ def published_files(wildcards):
 
 
 def write_partial_manifest():
-    """After a failed run, still account for every input (missing stages become 'failed')."""
+    """After a failed run: publish every photo that finished, then account for every input."""
+    try:
+        done = publish_finished(Path("results"), PUBLISHED, config["publish"]["jpeg_quality"])
+        if done:
+            logger.warning(f"published {len(done)} photo(s) that finished despite the failure")
+    except Exception as exc:  # the run already failed: report, don't mask the original error
+        logger.error(f"could not publish the finished photos: {exc}")
     try:
         write_manifest(Path("results"), list(SOURCES.values()), PUBLISHED, Path("logs"))
         logger.warning("results/manifest.csv and results/failed.txt written for this partial run")

@@ -1,9 +1,26 @@
 # Ingest: every input file gets a record (checked, hashed) — unreadable ones too, as "failed".
 
 
+rule copy_source:
+    output:
+        "results/sources/{source}",
+    log:
+        "logs/copy_source/{source}.log",
+    params:
+        path=lambda wc: str(INPUT_DIR / COPIED[wc.source]),
+        stamp=source_stamp,
+    threads: 1
+    resources:
+        mem_mb=200,
+    conda:
+        "../envs/imaging.yaml"
+    script:
+        "../scripts/copy_source.py"
+
+
 rule unpack_archive:
     input:
-        lambda wc: str(INPUT_DIR / ARCHIVES[wc.archive]),
+        lambda wc: input_file(ARCHIVES[wc.archive]),
     output:
         directory("results/unpacked/{archive}"),
     log:

@@ -9,6 +9,8 @@ from photoarchive.joblog import start_job
 from photoarchive.metadata import Provenance, exiftool_session, stamp_derivative
 
 log = start_job(snakemake.log[0], snakemake.threads)
+if snakemake.wildcards.photo in snakemake.config["debug"]["fail_photos"]:  # test hook, see config.yaml
+    raise RuntimeError("simulated crash: this photo is listed in the config's debug.fail_photos (a test hook)")
 master = Path(snakemake.input.image)
 pixels, depth = load_working(master)
 enhanced, record = enhance(pixels, snakemake.params.cfg)

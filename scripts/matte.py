@@ -11,7 +11,7 @@ from photoarchive.metadata import Provenance, exiftool_session, stamp_derivative
 
 log = start_job(snakemake.log[0], snakemake.threads)
 enhanced = Path(snakemake.input.image)
-pixels, _ = load_working(enhanced)
+pixels, depth = load_working(enhanced)
 faces = [Face.from_dict(f) for f in json.loads(Path(snakemake.input.faces).read_text())["faces"]]
 matter = Matter(snakemake.params.cfg, Path(snakemake.params.models_dir))
 matte = matter.matte(pixels, [f.box for f in faces])
@@ -25,9 +25,9 @@ prov = Provenance(stage="matting", backend=matte.backend, fallback=fallback,
 with exiftool_session() as et:
     with atomic_output(Path(snakemake.output.matte)) as tmp:
         tmp.write_bytes(encode_image(matte.alpha, ".png", 8))
-        stamp_derivative(et, enhanced, tmp, prov)
+        stamp_derivative(et, enhanced, tmp, prov, keep_icc=False)  # an alpha matte is not a colour image
     with atomic_output(Path(snakemake.output.foreground)) as tmp:
-        tmp.write_bytes(encode_image(matte.foreground, ".png", 8, alpha=matte.alpha))
+        tmp.write_bytes(encode_image(matte.foreground, ".png", depth, alpha=matte.alpha))  # 16-bit kept
         stamp_derivative(et, enhanced, tmp, prov)
 record = {
     "backend": matte.backend,

@@ -6,22 +6,27 @@ A photo that fails is written unrestored, with the error in its record for QA; t
 import json
 from pathlib import Path
 
-from photoarchive.imageio import atomic_output, encode_image, load_working, write_atomic
+from photoarchive.imageio import atomic_directory, atomic_output, encode_image, load_working, write_atomic
 from photoarchive.joblog import start_job
-from photoarchive.metadata import SOURCE_ENHANCED, SOURCE_MODEL_COMPOSITE, Provenance, exiftool_session, stamp_derivative
+from photoarchive.metadata import (
+    SOURCE_ENHANCED,
+    SOURCE_MODEL_COMPOSITE,
+    Provenance,
+    exiftool_session,
+    stamp_derivative,
+)
 from photoarchive.restore import build_restorer, catalogue_overrides, restore_faces
 
 log = start_job(snakemake.log[0], snakemake.threads)
 cfg = snakemake.params.cfg
-out_dir = Path(snakemake.output[0])
-out_dir.mkdir(parents=True, exist_ok=True)
 selector = build_restorer(cfg, Path(snakemake.params.models_dir))
 if selector.fallback_reason:
     log.warning("face restoration uses the classical fallback: %s", selector.fallback_reason)
 inputs = zip(snakemake.params.photos, snakemake.input.images, snakemake.input.faces, snakemake.input.mattes,
              strict=True)
 
-with exiftool_session() as et:
+# The batch folder appears only when the whole batch is written (a killed job leaves a hidden .part folder).
+with exiftool_session() as et, atomic_directory(Path(snakemake.output[0])) as out_dir:
     for n, (photo, image_path, faces_path, matte_path) in enumerate(inputs, start=1):
         pixels, depth = load_working(Path(image_path))
         try:

@@ -17,7 +17,7 @@ scan = read_scan(path, snakemake.params.max_pixels)
 with exiftool_session() as et, atomic_output(Path(snakemake.output.image)) as tmp:
     tmp.write_bytes(encode_image(scan.pixels, ".png", scan.bit_depth))
     notes = stamp_scan(et, path, tmp, photo_id=source.photo_id, source=source.relpath,
-                       sha256=record.sha256, archival=snakemake.params.archival)
+                       sha256=record.sha256, archival=snakemake.params.archival, keep_icc=scan.keep_icc)
 for note in scan.notes + notes:
     log.info(note)
 write_atomic(Path(snakemake.output.notes),

@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
+from photoarchive.imageio import atomic_directory
 from photoarchive.ingest import ZipLimits, unpack_archive
 from photoarchive.joblog import start_job
 
 log = start_job(snakemake.log[0])
-members = unpack_archive(Path(snakemake.input[0]), Path(snakemake.output[0]),
-                         ZipLimits(**snakemake.params.limits))
+with atomic_directory(Path(snakemake.output[0])) as folder:  # all members, or no folder at all
+    members = unpack_archive(Path(snakemake.input[0]), folder, ZipLimits(**snakemake.params.limits))
 for name, entry in members.items():
     log.info("%s: %s %s", name, entry["status"], entry["reason"])
