@@ -10,6 +10,15 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+wildcard_constraints:
+    photo=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
+    archive=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
+    source=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
+    batch=r"b\d{4}",
+    status="processed|review",
+    ext="jpg|png|tif",
+
+
 include: "rules/common.smk"
 include: "rules/ingest.smk"
 include: "rules/dedup.smk"
@@ -26,6 +35,7 @@ rule all:
     input:
         "results/manifest.csv",
         "results/report.html",
+        published_files,  # targets too: a deleted published file is made again
     default_target: True
 
 

@@ -59,15 +59,6 @@ PUBLISHED = published_names(SOURCES.values())
 PHOTO_OF_RELNAME = {relname: pid for pid, (relname, _ext) in PUBLISHED.items()}
 
 
-wildcard_constraints:
-    photo=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
-    archive=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
-    source=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
-    batch=r"b\d{4}",
-    status="processed|review",
-    ext="jpg|png|tif",
-
-
 def input_file(relpath):
     """An input-folder file as rules see it: its own path, or its copy when the path has "{...}"."""
     key = photo_id(relpath)

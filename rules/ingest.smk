@@ -43,6 +43,8 @@ rule ingest:
         record="results/ingest/{photo}.json",
     log:
         "logs/ingest/{photo}.log",
+    benchmark:
+        "benchmarks/ingest/{photo}.tsv"
     params:
         source=lambda wc: SOURCES[wc.photo],
         max_pixels=config["ingest"]["max_pixels"],
