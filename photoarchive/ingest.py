@@ -218,10 +218,13 @@ def _refusal(info: zipfile.ZipInfo, limits: ZipLimits) -> str | None:
 
 
 def _safe_member_path(name: str) -> Path:
-    parts = [_UNSAFE.sub("_", p) or "_" for p in PurePosixPath(name.replace("\\", "/")).parts]
+    """An ASCII path for a member, unique (hash digits of its name) and short enough for any file system."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    folders = [(_UNSAFE.sub("_", p) or "_")[:200] for p in pure.parts[:-1]]
+    last = PurePosixPath(_UNSAFE.sub("_", pure.name) or "_")
+    suffix = last.suffix[:16]
     digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
-    stem = Path(*parts)
-    return stem.with_name(f"{stem.stem}-{digest}{stem.suffix}")
+    return Path(*folders, f"{last.name[:len(last.name) - len(last.suffix)][:180]}-{digest}{suffix}")
 
 
 def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, limits: ZipLimits) -> None:

@@ -25,8 +25,25 @@ _BRACES = str.maketrans("{}", "()")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _publishable(relname: str) -> str:
-    return _CONTROL.sub("_", relname.translate(_BRACES))
+# A published file is `<stem>_restored.<ext>`, written as `.<that>.XXXXXXXX.part.<ext>` plus exiftool's
+# `_exiftool_tmp`: 40 bytes more than the stem, and a file name may have 255 bytes.
+MAX_STEM_BYTES = 180
+MAX_FOLDER_BYTES = 200
+
+
+def _shorten(part: str, limit: int, tag: str) -> str:
+    """`part` cut to at most `limit` UTF-8 bytes (on a character boundary) plus '-<tag>' if it was cut."""
+    if len(part.encode("utf-8", "surrogateescape")) <= limit:
+        return part
+    cut = part.encode("utf-8", "surrogateescape")[:limit - len(tag) - 1].decode("utf-8", "ignore")
+    return f"{cut}-{tag}"
+
+
+def _publishable(relname: str, tag: str) -> str:
+    """relname with braces and control characters replaced and over-long names shortened (tagged)."""
+    parts = _CONTROL.sub("_", relname.translate(_BRACES)).split("/")
+    parts = [_shorten(p, MAX_FOLDER_BYTES, tag) for p in parts[:-1]] + [_shorten(parts[-1], MAX_STEM_BYTES, tag)]
+    return "/".join(parts)
 
 
 def published_names(sources: Iterable[Source]) -> dict[str, tuple[str, str]]:
@@ -35,7 +52,8 @@ def published_names(sources: Iterable[Source]) -> dict[str, tuple[str, str]]:
     relname keeps the input's sub-folders; a ZIP member lives under the archive's name without
     `.zip`. Where two sources would publish to the same name (img.png and img.bmp), both keep their
     original suffix and the photo id's hash digits in the name (img_png-3f2a1c9d_restored.png).
-    Braces become parentheses and control characters (line breaks) underscores.
+    Braces become parentheses, control characters (line breaks) underscores, and a name too long
+    for the file system is shortened and tagged with the photo id's hash digits.
     """
     sources = [s for s in sources if s.is_image]
     by_id = {s.photo_id: s for s in sources}
@@ -47,7 +65,8 @@ def published_names(sources: Iterable[Source]) -> dict[str, tuple[str, str]]:
             inner = [p for p in (s.member or "").replace("\\", "/").split("/")
                      if p not in ("", ".", "..")]  # never a path outside the status folder
             path = archive.with_suffix("").joinpath(*inner)
-        names[s.photo_id] = (_publishable(path.with_suffix("").as_posix()), _OUTPUT_SUFFIX[s.suffix])
+        names[s.photo_id] = (_publishable(path.with_suffix("").as_posix(), s.photo_id[-8:]),
+                             _OUTPUT_SUFFIX[s.suffix])
     # Names that would collide (also on case-insensitive file systems) get the photo id's
     # hash digits, which are unique: img.png → img_png-3f2a1c9d_restored.png
     clashes = Counter((rel.casefold(), ext) for rel, ext in names.values())

@@ -48,6 +48,7 @@ HOSTILE_TITLE = 'Line one\nLine two -tagsFromFile /etc/passwd -all:all= "q" $HOM
 HOSTILE_DESCRIPTION = "-@ /etc/passwd\n-execute\n-XMP-dc:Title=pwned\r\n#[CSTR]\\n end"
 HOSTILE_ARCHIVE_ID = "-o /tmp/pwned.jpg $(touch /tmp/pwned) ; rm -rf ~"
 LONG_DESCRIPTION = "lang " * 2000  # 10 000 characters: shortened to metadata.MAX_VALUE_CHARS, noted
+LONG_NAME = "formats/palette " + "ü" * 116 + ".png"  # a 248-byte file name (the limit is 255)
 
 
 @dataclass(frozen=True)
@@ -175,13 +176,6 @@ def _tiff16_pages(img: np.ndarray, pages: int, icc: bytes | None) -> bytes:
         for page in range(pages):
             pixels = _u16(img if page == 0 else picture(900 + page))
             tif.write(pixels, photometric="rgb", compression="zlib", iccprofile=icc if page == 0 else None)
-    return buf.getvalue()
-
-
-def _tiff8_pages(img: np.ndarray, pages: int) -> bytes:
-    frames = [Image.fromarray(_u8(img if p == 0 else picture(800 + p))) for p in range(pages)]
-    buf = io.BytesIO()
-    frames[0].save(buf, "TIFF", save_all=True, append_images=frames[1:])
     return buf.getvalue()
 
 
@@ -329,9 +323,8 @@ def make_corpus(root: Path, outside: Path) -> Corpus:
     gray_alpha.putalpha(Image.fromarray(np.full((HEIGHT, WIDTH), 255, np.uint8)))
     good("formats/gray alpha.png", _png(gray_alpha), "grayscale + alpha PNG", seed=10, gray=True,
          notes=r"transparency")
-    good("formats/palette.png", _png(Image.fromarray(_u8(picture(11))).quantize(64)), "palette PNG", seed=11)
-    good("formats/pages8.tif", _tiff8_pages(picture(13), 2), "8-bit multi-page TIFF (2 pages)", seed=13,
-         notes=r"2 pages: only the first page")
+    good(LONG_NAME, _png(Image.fromarray(_u8(picture(11))).quantize(64)),
+         "palette PNG with a 250-byte name (too long for '<name>_restored.png')", seed=11)
     good("damaged/corrupt exif.jpg", _corrupt_exif_jpeg(picture(14)), "JPEG with a garbage EXIF block", seed=14)
 
     # --- a name that is not UTF-8 (Latin-1 bytes): refused by name, listed with a printable stand-in

@@ -29,6 +29,7 @@ from hostile_corpus import (
     HOSTILE_DESCRIPTION,
     HOSTILE_TITLE,
     ICC,
+    LONG_NAME,
     WIDTH,
     big_scan,
     can_unshare,
@@ -202,6 +203,9 @@ def test_awkward_names_are_published_under_recognisable_names(run):
     names = {p.relative_to(processed).as_posix().split("/", 1)[1] for p in processed.glob("*/names/*_restored.*")}
     assert names == {"names/老照片 1975_restored.jpg", "names/-n -TagsFromFile -all=_restored.jpg",
                      "names/it's \"q\" $HOME $(touch pwned) (a,b)|x_restored.jpg", "names/line_break_restored.jpg"}
+    long = _output(run, LONG_NAME)
+    assert long.name.startswith("palette üü") and long.name.endswith(f"-{photo_id(LONG_NAME)[-8:]}_restored.png")
+    assert len(long.name.encode()) <= 255 - 40
     assert {r["output"].split("/")[-2] for r in run.rows.values() if r["source"].endswith("img001.jpg")} == {"a", "b"}
 
 
@@ -430,3 +434,61 @@ def test_reading_a_shrunk_copy_keeps_the_full_size(tmp_path):
     write_image(tmp_path / "a.png", np.random.default_rng(0).random((HEIGHT * 30, WIDTH * 30, 3)).astype(np.float32))
     scan = read_scan(tmp_path / "a.png", 10**8, max_side=100)
     assert scan.full_shape == (HEIGHT * 30, WIDTH * 30) and max(scan.shape) == 100
+
+
+# ------------------------------------------------------------------------------------------------
+# Names and colour profiles, without the workflow
+
+
+def test_published_names_are_safe_for_snakemake_and_the_file_system():
+    from photoarchive.publish import published_names
+
+    names = ["a/scan {1975}.jpg", "a/line\nbreak.jpg", LONG_NAME, "box.zip"]
+    sources = [Source(photo_id(n), n) for n in names[:3]]
+    sources.append(Source(photo_id("box.zip/" + "d" * 300 + "/x.jpg"), "box.zip/" + "d" * 300 + "/x.jpg",
+                          archive="box.zip", member="d" * 300 + "/x.jpg"))
+    published = published_names(sources)
+    rel = {s.relpath: published[s.photo_id][0] for s in sources}
+    assert rel["a/scan {1975}.jpg"] == "a/scan (1975)" and rel["a/line\nbreak.jpg"] == "a/line_break"
+    for relname in rel.values():
+        assert all(len(part.encode()) + 40 <= 255 for part in relname.split("/")), relname
+    assert len(set(rel.values())) == len(rel)
+
+
+def _icc_header(space: bytes) -> bytes:
+    """A 128-byte ICC header with an empty tag table: names a colour space, unusable for conversion."""
+    header = bytearray(132)
+    header[0:4] = (132).to_bytes(4, "big")
+    header[8:12] = bytes([2, 0x10, 0, 0])
+    header[12:16], header[16:20], header[20:24], header[36:40] = b"prtr", space, b"Lab ", b"acsp"
+    return bytes(header)
+
+
+@pytest.mark.parametrize(("mode", "space"), [("CMYK", b"CMYK"), ("L", b"GRAY")])
+def test_non_rgb_icc_profile_is_not_copied_to_rgb_outputs(tmp_path, mode, space):
+    from PIL import Image
+
+    path = tmp_path / "scan.jpg"
+    Image.fromarray((picture(3) * 255).astype(np.uint8)).convert(mode).save(path, "JPEG",
+                                                                            icc_profile=_icc_header(space))
+    scan = read_scan(path, 10**8)
+    assert scan.icc_space == space.decode().strip() and not scan.keep_icc
+    assert any("without colour management" in n for n in scan.notes), scan.notes
+    assert any("ICC profile is not copied" in n for n in scan.notes), scan.notes
+    if shutil.which("exiftool"):
+        from photoarchive.imageio import write_image
+
+        target = tmp_path / "master.png"
+        write_image(target, scan.pixels)
+        with md.exiftool_session() as et:
+            md.stamp_scan(et, path, target, photo_id="p", source="scan.jpg", sha256="0", keep_icc=scan.keep_icc)
+        assert _icc(target) == b""
+
+
+def test_rgb_icc_profile_is_kept(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "scan.jpg"
+    Image.fromarray((picture(3) * 255).astype(np.uint8)).save(path, "JPEG", icc_profile=ICC)
+    scan = read_scan(path, 10**8)
+    assert scan.icc_space == "RGB" and scan.keep_icc and not any("ICC" in n for n in scan.notes)

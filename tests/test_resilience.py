@@ -338,7 +338,10 @@ def test_read_only_output_folder_fails_clearly(archive):
     results = work / "results"
     results.mkdir(parents=True)
     inner = " ".join(f"'{a}'" for a in workflow_command(work, config, "ingest_only"))
-    script = (f"mount --bind '{results}' '{results}' && mount -o remount,bind,ro '{results}' && {inner}")
+    code = "import sys; from photoarchive.imageio import write_atomic; write_atomic(sys.argv[1], bytes(1))"
+    probe = f"{sys.executable} -c '{code}'"
+    script = (f"mount --bind '{results}' '{results}' && mount -o remount,bind,ro '{results}' && "
+              f"{{ {probe} '{results}/x.json' 2> '{root}/probe.txt'; {inner}; }}")
     result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
                             env=archive.env, timeout=600)
     assert result.returncode != 0
@@ -346,6 +349,9 @@ def test_read_only_output_folder_fails_clearly(archive):
     # later says so in its log: see the full-disk test and imageio.OutputWriteError)
     assert re.search(r"Failed to create output directory results/ingest\.\s+OSError: \[Errno 30\] Read-only "
                      r"file system", result.stdout + result.stderr), (result.stdout + result.stderr)[-3000:]
+    # what a job that meets a read-only folder says (the probe writes like every job does)
+    assert "cannot write " in (root / "probe.txt").read_text()
+    assert "is on a read-only file system; run in a writable folder" in (root / "probe.txt").read_text()
     assert not [p for p in results.rglob("*") if p.is_file()]
     assert snapshot(scans) == before
 
