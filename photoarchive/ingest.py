@@ -10,7 +10,8 @@ import re
 import stat
 import unicodedata
 import zipfile
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import imagehash
@@ -99,7 +100,34 @@ def discover_sources(input_dir: Path, skip: tuple[Path, ...] = (), ignore: tuple
             sources.extend(_zip_sources(path, relpath))
         else:
             sources.append(Source(photo_id(relpath), relpath))
-    return sources
+    return _with_unique_ids(sources)
+
+
+def _with_unique_ids(sources: list[Source]) -> list[Source]:
+    """Make every photo id unique, so no input can silently replace another.
+
+    Two paths share an id only if their readable slugs agree (long common folder names are cut at
+    60 characters) and so do 8 hex digits of their hashes: rare, but possible in a large archive.
+    Those get 8 more digits ('slug-<more>-<digits>'). A ZIP with two entries of the same name keeps
+    the first; the others are refused with a reason.
+    """
+    counts = Counter(s.photo_id for s in sources)
+    if max(counts.values(), default=0) < 2:
+        return sources
+    out: list[Source] = []
+    occurrences: Counter = Counter()
+    for s in sources:
+        if counts[s.photo_id] > 1:
+            occurrences[(s.relpath, s.member)] += 1
+            repeat = occurrences[(s.relpath, s.member)] - 1  # > 0: a second ZIP entry of the same name
+            digest = hashlib.sha1((s.relpath + "\0" * repeat).encode("utf-8", "surrogateescape")).hexdigest()
+            new_id = f"{s.photo_id[:-9]}-{digest[8:16]}-{digest[:8]}"
+            log.warning("photo id %s is shared by several inputs; %s gets %s", s.photo_id, s.relpath, new_id)
+            refusal = s.refusal or ("the ZIP holds several entries with this name; only the first one is used"
+                                    if repeat else "")
+            s = replace(s, photo_id=new_id, refusal=refusal)
+        out.append(s)
+    return out
 
 
 def _is_utf8(text: str) -> bool:

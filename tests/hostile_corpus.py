@@ -17,6 +17,7 @@ import io
 import os
 import stat
 import struct
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -212,7 +213,8 @@ def big_scan(path: Path, width: int = 12000, height: int = 9000) -> Path:
 
 def _zip_with(members: list[tuple[zipfile.ZipInfo | str, bytes, int]]) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
+    with zipfile.ZipFile(buf, "w") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Duplicate name": on purpose
         for info, data, method in members:
             zf.writestr(info, data, compress_type=method)
         for info in zf.infolist():
@@ -241,6 +243,8 @@ def _hostile_zip(outside: Path) -> tuple[bytes, dict[str, tuple[str, str]]]:
         ("nested.zip", inner.getvalue(), store),
         ("secret.jpg", _jpeg(picture(55)), store),
         ("readme.txt", b"not a scan", store),
+        ("twice.jpg", b"first entry of this name", store),
+        ("twice.jpg", b"second entry of this name", store),
     ]
     expect = {
         "ok/inner scan.jpg": ("finished", ""),
@@ -253,6 +257,7 @@ def _hostile_zip(outside: Path) -> tuple[bytes, dict[str, tuple[str, str]]]:
         "nested.zip": ("failed", r"nested archive inside a ZIP; unpack it"),
         "secret.jpg": ("failed", r"encrypted; decrypt the archive"),
         "readme.txt": ("failed", r"not a supported image type \(\.txt\)"),
+        "twice.jpg": ("failed", r"not an image file"),  # the first of two entries named so
     }
     return _zip_with(members), expect
 
@@ -363,6 +368,8 @@ def make_corpus(root: Path, outside: Path) -> Corpus:
     # --- ZIP archives
     data, members = _hostile_zip(outside)
     _write(root, "zips/hostile.zip", data)
+    corpus.add(Case("zips/hostile.zip/twice.jpg#2", "failed", "second ZIP entry with the same name",
+                    reason=r"several entries with this name; only the first one is used"))
     for member, (expect, reason) in members.items():
         what = f"ZIP entry {member!r}"
         if expect == "finished":

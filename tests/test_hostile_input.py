@@ -69,7 +69,10 @@ def run(tmp_path_factory):
     result = subprocess.run(workflow_command(work, config, prefix=prefix), capture_output=True, text=True,
                             env=workflow_env(guard), timeout=900)
     assert result.returncode == 0, result.stderr[-6000:]
-    rows = {r["source"]: r for r in read_manifest(work / "results" / "manifest.csv")}
+    rows: dict[str, dict[str, str]] = {}
+    for row in read_manifest(work / "results" / "manifest.csv"):  # a ZIP may hold a name twice: "name#2"
+        n = sum(1 for key in rows if key.split("#")[0] == row["source"])
+        rows[row["source"] + (f"#{n + 1}" if n else "")] = row
     return SimpleNamespace(root=root, corpus=corpus, before=before, work=work, rows=rows, stderr=result.stderr,
                            netlog=Path(guard["PHOTOARCHIVE_NETLOG"]), isolated=bool(prefix),
                            pwned_before=pwned_before)
@@ -132,7 +135,7 @@ def test_bad_inputs_fail_with_a_reason(run):
             problems.append(f"{relpath!r}: no log file named")
     assert not problems, "\n".join(problems)
     failed_txt = (run.work / "results" / "failed.txt").read_text(encoding="utf-8")
-    failed = {r["source"] for r in run.rows.values() if r["status"] == "failed"}
+    failed = [r["source"] for r in run.rows.values() if r["status"] == "failed"]
     assert len(failed_txt.splitlines()) == 1 + len(failed) + sum(s.count("\n") for s in failed)
 
 
@@ -249,7 +252,8 @@ def test_nothing_is_written_outside_the_work_area(run):
     unpacked = next((run.work / "results" / "unpacked").glob("zips__hostile.zip-*"))
     extracted = sorted(p.relative_to(unpacked).as_posix() for p in unpacked.rglob("*")
                        if p.is_file() and p.name != ".snakemake_timestamp")
-    assert len(extracted) == 2 and extracted[0] == "members.json" and extracted[1].startswith("ok/inner_scan-")
+    assert len(extracted) == 3 and extracted[0] == "members.json", extracted
+    assert extracted[1].startswith("ok/inner_scan-") and extracted[2].startswith("twice-"), extracted
     assert not list((run.work / "results").rglob(".*.part*"))  # no temporary file left anywhere
 
 
@@ -492,3 +496,14 @@ def test_rgb_icc_profile_is_kept(tmp_path):
     Image.fromarray((picture(3) * 255).astype(np.uint8)).save(path, "JPEG", icc_profile=ICC)
     scan = read_scan(path, 10**8)
     assert scan.icc_space == "RGB" and scan.keep_icc and not any("ICC" in n for n in scan.notes)
+
+
+def test_colliding_photo_ids_are_made_unique(tmp_path, monkeypatch):
+    from photoarchive import ingest
+
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    monkeypatch.setattr(ingest, "photo_id", lambda rel: "same-00000000" if rel != "c.jpg" else "c-11111111")
+    ids = [s.photo_id for s in ingest.discover_sources(tmp_path)]
+    assert len(set(ids)) == 3 and ids[2] == "c-11111111"
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+-[0-9a-f]{8}", i) for i in ids)  # the rules' wildcard pattern
