@@ -7,9 +7,14 @@ A dry run prints each group job once ("Group job <name> (jobs in lexicogr. order
 member jobs, indented) and every other job as "rule <name>:" / "checkpoint <name>:" at the start of a
 line; each of those is one sbatch call. Rules with nothing to run (`all`) are not submitted.
 
-A dry run only sees the DAG up to the first unfinished checkpoint (dedup, then triage): jobs after it
-are not known yet. Run the workflow up to the checkpoint first (locally is fine, e.g.
-`snakemake --cores 4 results/dedup/dedup.tsv`), then dry-run again for the stages after it.
+A dry run only sees the DAG up to a checkpoint that still has to run (dedup, then triage): jobs after
+it are not known yet. To count those too, give the checkpoints up-to-date outputs first:
+  1. in an empty working directory, dry-run once: that counts everything up to dedup;
+  2. run the workflow up to dedup (locally is fine: `snakemake --cores 4 results/dedup/dedup.tsv`);
+  3. write a placeholder results/qa/triage.tsv (header `photo_id<TAB>status`, every unique photo of
+     results/dedup/dedup.tsv as `processed`), newer than dedup.tsv; the processed/review split only
+     changes file names, not the number of jobs;
+  4. dry-run again: it lists every job after dedup. The total is 1. (up to dedup) + 4.
 """
 
 from __future__ import annotations

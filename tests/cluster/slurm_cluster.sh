@@ -6,7 +6,8 @@
 #   tests/cluster/slurm_cluster.sh status   show the daemons' PIDs and the node state
 #
 # Needs root and Debian/Ubuntu (apt-get). `start` exits 77 when the machine cannot run SLURM at all
-# (not root, no apt-get, no systemd-free daemons possible); callers treat 77 as "skip".
+# (not root; or SLURM missing and apt-get absent or unable to reach a mirror); callers treat 77 as "skip".
+# Daemons are started by hand (no systemd), so this works in containers too.
 # It overwrites /etc/slurm/slurm.conf and /etc/slurm/gres.conf: meant for CI machines and throwaway
 # containers, never for a machine that is part of a real cluster.
 #
@@ -51,9 +52,13 @@ install_packages() {
     local t0=$SECONDS
     export DEBIAN_FRONTEND=noninteractive
     # Another apt run may hold the dpkg lock: wait for it instead of failing.
-    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    if ! apt-get -o DPkg::Lock::Timeout=300 update -qq >"$STATE_DIR/apt.log" 2>&1; then
+        tail -n 20 "$STATE_DIR/apt.log" >&2
+        log "SKIP: SLURM is not installed and apt-get cannot reach a package mirror"
+        return $SKIP
+    fi
     apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
-        slurmctld slurmd slurm-client munge >"$STATE_DIR/apt.log" 2>&1 \
+        slurmctld slurmd slurm-client munge >>"$STATE_DIR/apt.log" 2>&1 \
         || { tail -n 20 "$STATE_DIR/apt.log" >&2; return 1; }
     log "installed in $((SECONDS - t0)) s"
 }
@@ -194,7 +199,9 @@ cmd_start() {
     can_run_slurm || exit $SKIP
     mkdir -p "$STATE_DIR"
     local t0=$SECONDS
-    install_packages
+    local rc=0
+    install_packages || rc=$?
+    ((rc == 0)) || exit "$rc"
     write_config
     start_munge
     start_slurm_daemons
