@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,11 @@ class FaceDetector:
         from facexlib.detection.retinaface import RetinaFace
 
         device = resolve_device(self.cfg["device"])
-        state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+            raise ValueError(f"{self.weights_path} cannot be loaded as plain tensors (weights_only=True "
+                             f"refuses Python objects; a damaged or partial download fails too): {exc}") from exc
         if not isinstance(state, dict) or not state:
             raise ValueError(f"{self.weights_path} is not a RetinaFace state dict")
         state = {k.removeprefix("module."): v for k, v in state.items()}

@@ -1,5 +1,6 @@
 # Validation first, then the archive's inventory (read once, at start-up) and input functions.
 import csv
+import json
 from pathlib import Path
 
 from snakemake.io import contains_wildcard
@@ -69,6 +70,21 @@ def source_stamp(wildcards):
     """Size and mtime of a copied input file: a params value, so a changed original is copied again."""
     info = (INPUT_DIR / COPIED[wildcards.source]).stat()
     return f"{info.st_size} {info.st_mtime_ns}"
+
+
+def photo_mem_mb(bytes_per_pixel, floor_mb):
+    """A resources function: memory for one photo from its pixel count (ingest record), at least
+    floor_mb, doubled on each retry."""
+
+    def mem_mb(wildcards, attempt):
+        try:
+            record = json.loads(Path(f"results/ingest/{wildcards.photo}.json").read_text())
+            need = record["width"] * record["height"] * bytes_per_pixel / 2**20
+        except (OSError, ValueError, KeyError):
+            need = 0
+        return int(max(floor_mb, need + 300) * attempt)
+
+    return mem_mb
 
 
 def source_of(wildcards):

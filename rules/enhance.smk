@@ -15,7 +15,7 @@ rule enhance:
         cfg=config["enhance"],
     threads: 1
     resources:
-        mem_mb=3000,  # float32 copies of one scan plus OpenCV's 8-bit working buffers
+        mem_mb=photo_mem_mb(100, 1000),  # float Lab copies and NL-means buffers: ~100 B/pixel
     conda:
         "../envs/imaging.yaml"
     script:

@@ -15,7 +15,7 @@ rule detect_faces:
         models_dir=config["models_dir"],
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=photo_mem_mb(16, 1000),  # the photo; detection itself runs on a capped copy
     conda:
         "../envs/imaging.yaml"
     script:

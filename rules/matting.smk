@@ -18,7 +18,7 @@ rule matte:
         models_dir=config["models_dir"],
     threads: 1
     resources:
-        mem_mb=4000,  # closed-form matting's sparse system on the capped working copy
+        mem_mb=photo_mem_mb(50, 1500),  # full-resolution guided upsampling and foreground
     conda:
         "../envs/matting.yaml"
     script:

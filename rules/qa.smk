@@ -19,7 +19,7 @@ rule qa:
         cfg=config["qa"],
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=photo_mem_mb(32, 1000),  # original and restored photo in float
     conda:
         "../envs/imaging.yaml"
     script:

@@ -19,7 +19,7 @@ rule stamp:
         max_pixels=config["ingest"]["max_pixels"],
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=photo_mem_mb(24, 1000),  # decoded scan, float copy and encoder buffers
     conda:
         "../envs/metadata.yaml"
     script:
