@@ -14,11 +14,14 @@ Variants:
                 upfirdn2d-style implementation (zero-stuff, pad, reshape to one channel, conv), the
                 way the official pure-PyTorch path computes them; for comparison only
 
-The machine is shared: the load average before and after each child is recorded, and the child's
-CPU time per face is reported next to the wall time.
+The machine is shared: the load average before and after each child is recorded, the child's CPU
+time per face is reported next to the wall time, and ``--wait-for-load`` waits for a quiet moment
+before each configuration.
 
     .venv/bin/python bench/bench_gpen.py                 # 512 and 1024, all variants, 3 runs
     .venv/bin/python bench/bench_gpen.py --sizes 512 --runs 5 --variants fast
+    .venv/bin/python bench/bench_gpen.py --threads 1    # steadier on a shared, busy machine
+    .venv/bin/python bench/bench_gpen.py --wait-for-load 1.5 --runs 5
 
 Writes bench/out/gpen.csv (bench/out is git-ignored).
 """
@@ -74,12 +77,14 @@ def _use_naive_fir() -> None:
     gpen.Upsample.forward = lambda self, x: upfirdn(x, self.kernel, 2, 2, 1)
 
 
-def child(size: int, variant: str, runs: int, batch: int) -> dict:
+def child(size: int, variant: str, runs: int, batch: int, threads: int) -> dict:
     """Build one model, time it, return the measurements (runs in the subprocess)."""
     import torch
 
     from photoarchive.models.gpen import GPEN, GPEN_CONFIGS
 
+    if threads > 0:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     if variant == "naive-fir":
         tiny = GPEN(size=16, style_dim=8, n_mlp=1, narrow=1 / 64).eval()
@@ -126,13 +131,20 @@ def _uptime() -> str:
         return "load average: {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
 
 
-def run_one(size: int, variant: str, runs: int, batch: int) -> dict:
+def _wait_for_load(limit: float, max_wait: float) -> None:
+    """Sleep until the 1-minute load average is below ``limit`` (or ``max_wait`` seconds passed)."""
+    deadline = time.monotonic() + max_wait
+    while limit > 0 and os.getloadavg()[0] >= limit and time.monotonic() < deadline:
+        time.sleep(5)
+
+
+def run_one(size: int, variant: str, runs: int, batch: int, threads: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if variant == "fast+malloc":
         env.update(MALLOC_ENV)
     load_before = os.getloadavg()[0]
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", str(size), variant, str(runs), str(batch)],
+        [sys.executable, __file__, "--child", str(size), variant, str(runs), str(batch), str(threads)],
         env=env, capture_output=True, text=True, check=False,
     )
     if proc.returncode != 0:
@@ -162,12 +174,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="sizes that also run the naive-fir variant (default: 512)")
     parser.add_argument("--runs", type=int, default=3, help="timed forwards after the warm-up (default: 3)")
     parser.add_argument("--batch", type=int, default=1, help="faces per forward (default: 1)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads in each child (default 0: torch's default, one per core); "
+                        "1 gives steadier numbers on a busy machine")
+    parser.add_argument("--wait-for-load", type=float, default=0.0, metavar="LOAD",
+                        help="before each configuration, wait (at most --max-wait s) until the 1-minute load "
+                        "average is below LOAD (default 0: do not wait)")
+    parser.add_argument("--max-wait", type=float, default=300.0, help="seconds (default: 300)")
     parser.add_argument("--out", type=Path, default=OUT_CSV)
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        size, variant, runs, batch = args.child
-        print(json.dumps(child(int(size), variant, int(runs), int(batch))))
+        size, variant, runs, batch, threads = args.child
+        print(json.dumps(child(int(size), variant, int(runs), int(batch), int(threads))))
         return 0
 
     print(f"start: {_uptime()}")
@@ -177,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         for variant in args.variants:
             if variant == "naive-fir" and size not in args.naive_sizes:
                 continue
-            rows.append(run_one(size, variant, args.runs, args.batch))
+            _wait_for_load(args.wait_for_load, args.max_wait)
+            rows.append(run_one(size, variant, args.runs, args.batch, args.threads))
             print(f"  done {size} {variant}: {rows[-1]['median_s_per_face']:.2f} s/face", flush=True)
     print(f"end: {_uptime()}\n")
     _print_table(rows)
