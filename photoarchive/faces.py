@@ -234,7 +234,7 @@ class FaceDetector:
         if not self.weights_path.is_file():
             raise FileNotFoundError(
                 f"RetinaFace weights {self.weights_path} not found; run "
-                f"`python -m photoarchive.download retinaface` or set faces.detector: haar")
+                f"`python -m photoarchive.download detection_Resnet50_Final` or set faces.detector: haar")
         from facexlib.detection.retinaface import RetinaFace
 
         device = resolve_device(self.cfg["device"])

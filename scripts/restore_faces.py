@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from photoarchive.imageio import atomic_directory, atomic_output, encode_image, load_working, write_atomic
-from photoarchive.joblog import start_job
+from photoarchive.joblog import retain_freed_memory, start_job
 from photoarchive.metadata import (
     SOURCE_ENHANCED,
     SOURCE_MODEL_COMPOSITE,
@@ -20,6 +20,8 @@ from photoarchive.restore import build_restorer, catalogue_overrides, restore_fa
 log = start_job(snakemake.log[0], snakemake.threads)
 cfg = snakemake.params.cfg
 selector = build_restorer(cfg, Path(snakemake.params.models_dir))
+if selector.backend == "gpen":
+    retain_freed_memory()  # repeated GPEN forwards reuse their buffers (see the function)
 if selector.fallback_reason:
     log.warning("face restoration uses the classical fallback: %s", selector.fallback_reason)
 inputs = zip(snakemake.params.photos, snakemake.input.images, snakemake.input.faces, snakemake.input.mattes,
