@@ -32,8 +32,10 @@ def copy_demo(dest: Path) -> Path:
 def snakemake(workdir: Path, *args: str, config: dict[str, str] | None = None, check: bool = True,
               timeout: int = 900) -> subprocess.CompletedProcess:
     """Run the repository's workflow with `workdir` as its working directory."""
-    cmd = [str(SNAKEMAKE), *args, "--snakefile", str(REPO / "Snakefile"), "--configfile",
-           str(REPO / "config.yaml"), "--directory", str(workdir), "--cores", "2", "--resources", "gpu=1"]
+    # Options that take several values (--resources, --configfile) come before --cores, so a target in
+    # `args` is never read as one of their values; `args` come after the repository's config file.
+    cmd = [str(SNAKEMAKE), "--resources", "gpu=1", "--snakefile", str(REPO / "Snakefile"), "--configfile",
+           str(REPO / "config.yaml"), "--directory", str(workdir), "--cores", "2", *args]
     if config:
         cmd += ["--config", *(f"{k}={v}" for k, v in config.items())]
     env = {**os.environ, "NUMBA_CACHE_DIR": str(REPO / ".numba_cache"),
