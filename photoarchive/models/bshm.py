@@ -23,12 +23,13 @@ by this module.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
+
+from photoarchive.ingest import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +42,6 @@ TF2ONNX_COMMAND = (
 )
 _ALPHA_CHANNEL = 3  # RGBA
 _VALUE_SCALE = 255.0  # the graph works in 0-255 on both ends
-
-
-def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _pick_name(available: list[str], wanted: str, what: str, path: Path) -> str:
