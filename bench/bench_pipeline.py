@@ -1,6 +1,6 @@
 """Whole-pipeline benchmark on a synthetic archive of aged photos.
 
-    python bench/bench_pipeline.py [N] [--cores 2] [--out bench/out/pipeline]
+    python bench/bench_pipeline.py [N] [--cores 2] [--out bench/out/pipeline] [--scans DIR] [--gpen-random]
 
 Builds N synthetic scans (default 50), runs the workflow on them in a scratch folder, and prints
 per-stage wall time (from Snakemake's benchmark: files), photos per minute, peak RSS, the per-job
@@ -31,11 +31,24 @@ from photoarchive.synthetic import synthetic_archive  # noqa: E402
 STARTUP = re.compile(r"job startup ([0-9.]+) s")
 
 
-def run_pipeline(scans: Path, work: Path, cores: int) -> float:
+def random_gpen_models(folder: Path) -> Path:
+    """GPEN-BFR-512.pth with random weights of the official 512 architecture: same compute as the real
+    model, for timing only (its faces are noise)."""
+    import torch
+
+    from photoarchive.models.gpen import GPEN, GPEN_CONFIGS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(GPEN(**GPEN_CONFIGS[512]).state_dict(), folder / "GPEN-BFR-512.pth")
+    return folder
+
+
+def run_pipeline(scans: Path, work: Path, cores: int, extra_config: list[str]) -> float:
     snakemake = Path(sys.executable).with_name("snakemake")
     cmd = [str(snakemake), "--snakefile", str(REPO / "Snakefile"), "--configfile", str(REPO / "config.yaml"),
            "--directory", str(work), "--cores", str(cores), "--resources", "gpu=1", "--quiet", "progress",
-           "--config", f"input_dir={scans}"]
+           "--config", f"input_dir={scans}", *extra_config]
     env = {**os.environ, "NUMBA_CACHE_DIR": str(REPO / ".numba_cache"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     started = time.perf_counter()
@@ -80,14 +93,24 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=50, help="photos in the synthetic archive")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "pipeline")
+    parser.add_argument("--scans", type=Path, help="use this folder of scans instead of a synthetic archive")
+    parser.add_argument("--gpen-random", action="store_true",
+                        help="restore with a random-weight GPEN-512 (real compute, meaningless faces)")
     args = parser.parse_args()
 
     shutil.rmtree(args.out, ignore_errors=True)
     scans, work = args.out / "scans", args.out / "work"
     work.mkdir(parents=True)
-    synthetic_archive(scans, args.n, seed=0)
+    if args.scans:
+        scans = args.scans
+    else:
+        synthetic_archive(scans, args.n, seed=0)
+    extra = []
+    if args.gpen_random:
+        models = random_gpen_models(args.out / "models")
+        extra = [f"models_dir={models}", "restore={backend: gpen, model: 512}"]
     load_before = os.getloadavg()[0]
-    total = run_pipeline(scans, work, args.cores)
+    total = run_pipeline(scans, work, args.cores, extra)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     rows = stage_table(work)
@@ -99,7 +122,9 @@ def main() -> None:
         statuses = [r["status"] for r in csv.DictReader(fh)]
     photos = sum(s in ("processed", "review") for s in statuses)
 
-    print(f"\nphotoarchive pipeline benchmark: {args.n} synthetic scans, --cores {args.cores}, "
+    what = f"scans from {args.scans}" if args.scans else f"{args.n} synthetic scans"
+    restorer = "GPEN-512 (random weights)" if args.gpen_random else "auto"
+    print(f"\nphotoarchive pipeline benchmark: {what}, --cores {args.cores}, restore {restorer}, "
           f"load average before {load_before:.1f}")
     header = f"{'stage':<16}{'jobs':>6}{'wall s':>10}{'mean s':>9}{'startup s':>11}{'startup %':>11}{'peak MB':>9}"
     print(header)
