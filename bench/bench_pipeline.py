@@ -102,7 +102,7 @@ def main() -> None:
     scans, work = args.out / "scans", args.out / "work"
     work.mkdir(parents=True)
     if args.scans:
-        scans = args.scans
+        scans = args.scans.resolve()
     else:
         synthetic_archive(scans, args.n, seed=0)
     extra = []
