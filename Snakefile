@@ -15,6 +15,7 @@ wildcard_constraints:
     archive=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
     source=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
     batch=r"b\d{4}",
+    chunk=r"c\d{4}",
     status="processed|review",
     ext="jpg|png|tif",
 

@@ -10,6 +10,7 @@ from photoarchive.ingest import archive_id, discover_sources, photo_id
 from photoarchive.manifest import write_manifest
 from photoarchive.metadata import read_metadata_csv
 from photoarchive.publish import publish_finished, published_names
+from photoarchive.resources import memory_mb, runtime_minutes
 
 
 validate(config, "../config.schema.yaml")
@@ -57,6 +58,11 @@ for problem in METADATA_PROBLEMS:
 for name in sorted(set(METADATA_ROWS) - {s.relpath for s in SOURCES.values()}):
     logger.warning(f"metadata.csv names {name!r}, which is not in {INPUT_DIR}; row ignored")
 PUBLISHED = published_names(SOURCES.values())
+# Ingest chunks: the input files in sorted order, ingest.chunk_size at a time. A cluster runs a chunk
+# as one job (rule ingest_chunk ties its records together); a local run does not see them.
+_ORDERED = sorted(SOURCES)
+_SIZE = config["ingest"]["chunk_size"]
+INGEST_CHUNKS = {f"c{k:04d}": _ORDERED[k * _SIZE:(k + 1) * _SIZE] for k in range(-(-len(_ORDERED) // _SIZE))}
 PHOTO_OF_RELNAME = {relname: pid for pid, (relname, _ext) in PUBLISHED.items()}
 
 
@@ -72,19 +78,26 @@ def source_stamp(wildcards):
     return f"{info.st_size} {info.st_mtime_ns}"
 
 
+def photo_pixels(photo):
+    """The photo's pixel count from its ingest record; 0 before ingest has run."""
+    try:
+        record = json.loads(Path(f"results/ingest/{photo}.json").read_text())
+        return record["width"] * record["height"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def photo_mem_mb(bytes_per_pixel, floor_mb):
-    """A resources function: memory for one photo from its pixel count (ingest record), at least
-    floor_mb, doubled on each retry."""
+    """A resources function: memory for one photo from its pixel count, doubled on each retry."""
+    return lambda wildcards, attempt: memory_mb(photo_pixels(wildcards.photo), bytes_per_pixel, floor_mb, attempt)
 
-    def mem_mb(wildcards, attempt):
-        try:
-            record = json.loads(Path(f"results/ingest/{wildcards.photo}.json").read_text())
-            need = record["width"] * record["height"] * bytes_per_pixel / 2**20
-        except (OSError, ValueError, KeyError):
-            need = 0
-        return int(max(floor_mb, need + 300) * attempt)
 
-    return mem_mb
+def photo_runtime(minutes_per_megapixel, floor_minutes=1):
+    """A resources function: wall time (minutes, for cluster executors) for one photo from its pixel
+    count, doubled on each retry."""
+    return lambda wildcards, attempt: runtime_minutes(
+        photo_pixels(wildcards.photo), minutes_per_megapixel, floor_minutes, attempt
+    )
 
 
 def source_of(wildcards):
@@ -157,8 +170,18 @@ def triage_rows():
 
 def published_files(wildcards):
     """Every file publish makes, under the status QA gave each photo."""
+    return published_files_of(row for row in triage_rows())
+
+
+def batch_published_files(wildcards):
+    """The files publish makes for the photos of one restore batch."""
+    members = set(batch_members(wildcards))
+    return published_files_of(row for row in triage_rows() if row["photo_id"] in members)
+
+
+def published_files_of(rows):
     files = []
-    for row in triage_rows():
+    for row in rows:
         relname, ext = PUBLISHED[row["photo_id"]]
         base = f"results/{row['status']}/{relname}"
         files += [f"{base}_restored.{ext}", f"{base}_matte.png", f"{base}_fg.png"]

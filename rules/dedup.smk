@@ -5,6 +5,7 @@
 checkpoint dedup:
     input:
         records=expand("results/ingest/{photo}.json", photo=sorted(SOURCES)),
+        chunks=expand("results/ingest/chunks/{chunk}.txt", chunk=sorted(INGEST_CHUNKS)),
     output:
         table="results/dedup/dedup.tsv",
     log:

@@ -16,6 +16,7 @@ rule enhance:
     threads: 1
     resources:
         mem_mb=photo_mem_mb(100, 1000),  # float Lab copies and NL-means buffers: ~100 B/pixel
+        runtime=photo_runtime(0.2),
     conda:
         "../envs/imaging.yaml"
     script:

@@ -16,6 +16,7 @@ rule detect_faces:
     threads: 1
     resources:
         mem_mb=photo_mem_mb(16, 1000),  # the photo; detection itself runs on a capped copy
+        runtime=photo_runtime(0.05),
     conda:
         "../envs/imaging.yaml"
     script:

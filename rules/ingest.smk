@@ -53,7 +53,27 @@ rule ingest:
     threads: 1
     resources:
         mem_mb=2000,  # one decoded scan in float32 (max_pixels bounds it)
+        runtime=2,  # minutes on a cluster: hash, decode check and pHash
     conda:
         "../envs/imaging.yaml"
     script:
         "../scripts/ingest.py"
+
+
+# A chunk's records, listed: it ties the chunk's ingest jobs together, so that the SLURM profile's
+# `intake` group submits a chunk as one job instead of one job per file.
+rule ingest_chunk:
+    input:
+        lambda wc: expand("results/ingest/{photo}.json", photo=INGEST_CHUNKS[wc.chunk]),
+    output:
+        "results/ingest/chunks/{chunk}.txt",
+    log:
+        "logs/ingest_chunk/{chunk}.log",
+    threads: 1
+    resources:
+        mem_mb=100,
+        runtime=1,
+    conda:
+        "../envs/imaging.yaml"
+    shell:
+        "printf '%s\\n' {input:q} > {output:q} 2> {log:q}"

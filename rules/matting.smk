@@ -19,6 +19,7 @@ rule matte:
     threads: 1
     resources:
         mem_mb=photo_mem_mb(50, 1500),  # full-resolution guided upsampling and foreground
+        runtime=photo_runtime(0.2),
     conda:
         "../envs/matting.yaml"
     script:

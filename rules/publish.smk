@@ -17,6 +17,7 @@ rule publish:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=2,
     conda:
         "../envs/metadata.yaml"
     script:
@@ -34,10 +35,30 @@ rule publish_matte:
     threads: 1
     resources:
         mem_mb=500,
+        runtime=2,
     conda:
         "../envs/imaging.yaml"
     script:
         "../scripts/publish_matte.py"
+
+
+# A batch's published files, listed: it ties the batch's publish jobs together, so that the SLURM
+# profile's `publish` group submits a batch as one job instead of two jobs per photo.
+rule publish_batch:
+    input:
+        batch_published_files,
+    output:
+        "results/publish/{batch}.txt",
+    log:
+        "logs/publish_batch/{batch}.log",
+    threads: 1
+    resources:
+        mem_mb=100,
+        runtime=1,
+    conda:
+        "../envs/imaging.yaml"
+    shell:
+        "printf '%s\\n' {input:q} > {output:q} 2> {log:q}"
 
 
 rule manifest:
@@ -46,6 +67,7 @@ rule manifest:
         dedup="results/dedup/dedup.tsv",
         triage="results/qa/triage.tsv",
         published=published_files,
+        batches=lambda wc: expand("results/publish/{batch}.txt", batch=restore_batches()),
     output:
         manifest="results/manifest.csv",
         failed="results/failed.txt",

@@ -20,6 +20,7 @@ rule qa:
     threads: 1
     resources:
         mem_mb=photo_mem_mb(32, 1000),  # original and restored photo in float
+        runtime=photo_runtime(0.05),
     conda:
         "../envs/imaging.yaml"
     script:

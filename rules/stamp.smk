@@ -20,6 +20,7 @@ rule stamp:
     threads: 1
     resources:
         mem_mb=photo_mem_mb(24, 1000),  # decoded scan, float copy and encoder buffers
+        runtime=photo_runtime(0.05),
     conda:
         "../envs/metadata.yaml"
     script:

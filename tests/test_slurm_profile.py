@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from snakemake.profiles import ProfileConfigFileParser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,10 +62,12 @@ def test_defaults_and_heavy_stage_resources():
         rule, setting = item.split(":", 1)
         key, value = setting.split("=", 1)
         per_rule.setdefault(rule, {})[key] = value
-    timed = {rule for rule, settings in per_rule.items() if "runtime" in settings}
-    assert {"enhance", "matte", "restore_faces"} <= timed
-    # Memory stays with the rules (sized per photo, doubled on retry); a fixed mem_mb here would override it.
+    assert int(per_rule["restore_faces"]["runtime"]) >= 30
+    # Memory and wall time of the per-photo stages stay with the rules (sized per photo, doubled on
+    # retry); a fixed value here would override them.
     assert not any("mem_mb" in settings for settings in per_rule.values())
+    assert not {"enhance", "matte", "stamp", "detect_faces", "qa"} & {
+        rule for rule, settings in per_rule.items() if "runtime" in settings}
     # The plugin turns `gpu` into `--gpus=N`; `gpus` would leave sbatch without a GPU (see below).
     assert not any(key in ("gpus", "gres") for settings in per_rule.values() for key in settings)
 
@@ -103,27 +106,56 @@ def test_plugin_turns_gpu_into_sbatch_gpus_and_ignores_gpus():
     assert set_gres_string(job(gpus=1)).strip() == ""
 
 
-def test_profile_dry_run_on_the_demo(tmp_path):
-    """The real workflow accepts the profile (options, groups, resources) up to the dedup checkpoint."""
+def test_profile_reads_cluster_sized_workflow_settings():
+    profile = load_profile()
+    # Snakemake resolves a plain value that names a file in the profile's folder against that folder.
+    assert Path(profile["configfile"]) == PROFILE.parent / "workflow-config.yaml"
+    settings = yaml.safe_load(Path(profile["configfile"]).read_text())
+    local = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert settings["restore"]["batch_size"] > local["restore"]["batch_size"]
+
+
+def profile_dry_run(workdir: Path, *configfiles: Path, config: str = f"input_dir={REPO / 'demo'}") -> str:
     if not SNAKEMAKE.exists():
         pytest.skip(f"no snakemake next to {sys.executable}")
     out = subprocess.run(
         [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--configfile", str(REPO / "config.yaml"),
-         "--directory", str(tmp_path), "--profile", str(PROFILE.parent), "--dry-run",
-         "--config", f"input_dir={REPO / 'demo'}"],
+         *map(str, configfiles), "--directory", str(workdir), "--profile", str(PROFILE.parent), "--dry-run",
+         "--config", config],
         capture_output=True, text=True, timeout=300, cwd=REPO,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    text = out.stdout + out.stderr
-    assert "Group job intake" in text
+    return out.stdout + out.stderr
+
+
+def test_profile_dry_run_on_the_demo_submits_each_ingest_chunk_once(tmp_path):
+    """The real workflow accepts the profile (options, groups, resources) up to the dedup checkpoint,
+    and the gate rule ties each ingest chunk into one SLURM job."""
+    text = profile_dry_run(tmp_path, PROFILE.parent / "workflow-config.yaml")
     assert "checkpoint dedup" in text
+    submissions = _count_module().count(text)
+    assert submissions["group intake"] == 1  # 9 files, one chunk
+    assert "rule ingest" not in submissions  # no ingest job is submitted alone
+
+    small_chunks = tmp_path / "chunks.yaml"
+    small_chunks.write_text("ingest:\n  chunk_size: 4\n")
+    text = profile_dry_run(tmp_path / "small", small_chunks)
+    assert _count_module().count(text)["group intake"] == 3  # 9 files, 4 to a chunk
 
 
-def _check_module():
-    spec = importlib.util.spec_from_file_location("check_slurm_run", CLUSTER / "check_slurm_run.py")
+def _cluster_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, CLUSTER / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _check_module():
+    return _cluster_module("check_slurm_run")
+
+
+def _count_module():
+    return _cluster_module("count_submissions")
 
 
 def test_check_script_reads_snakemake_log_and_scontrol():

@@ -78,6 +78,18 @@ def test_published_files_exist_beside_each_other(demo_run):
     assert (results / "report.html").read_text(encoding="utf-8").count("<img") >= 2 * 7
 
 
+def test_chunk_and_batch_lists_name_every_record_and_published_file(demo_run):
+    """The gate files that tie a chunk's ingests and a batch's publishing into one cluster job."""
+    results = demo_run["work"] / "results"
+    rows = manifest(demo_run["work"])
+    chunk = (results / "ingest" / "chunks" / "c0000.txt").read_text(encoding="utf-8").split("\n")
+    assert sorted(filter(None, chunk)) == sorted(f"results/ingest/{r['photo_id']}.json" for r in rows.values())
+    listed = set(filter(None, (results / "publish" / "b0000.txt").read_text(encoding="utf-8").split("\n")))
+    outputs = {r["output"] for r in rows.values() if r["output"]}
+    assert len(outputs) == 7 and outputs <= listed
+    assert len(listed) == 3 * 7  # restored image, matte and foreground of each unique photo
+
+
 def test_inputs_are_untouched(demo_run):
     assert snapshot(demo_run["scans"]) == demo_run["before"]
 

@@ -14,7 +14,7 @@
 #   SLURM_RUN_TIMEOUT    seconds before the run is killed (default 1200)
 #   SLURM_KEEP_CLUSTER=1 leave the daemons running afterwards (for poking at scontrol/squeue)
 #   SLURM_KEEP_WORKDIR=1 keep the scratch working directory (removed on success otherwise)
-# Extra arguments are passed to snakemake (e.g. --config restore='{"batch_size": 4}').
+# Extra arguments are passed to snakemake (e.g. --config input_dir=/data/scans).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
