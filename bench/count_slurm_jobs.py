@@ -9,8 +9,9 @@ count is made in two dry runs (the procedure of tests/cluster/count_submissions.
 The processed/review split and the duplicates only change file names or drop photos, not the shape
 of the DAG, so an all-unique archive is the worst case for its size.
 
-Counted with the SLURM profile (its groups and its workflow-config.yaml, restore batches of 32) and
-without groups (one submission per job: what a cluster would see with no groups at all).
+Counted with the SLURM profile (its groups and its workflow-config.yaml, restore batches of 32), and
+as plain jobs with config.yaml alone (restore batches of 8; one submission per job on a cluster
+without groups).
 
     .venv/bin/python bench/count_slurm_jobs.py                 # the demo archive, 1,000 and 10,000 files
     .venv/bin/python bench/count_slurm_jobs.py --sizes 1000 --no-demo
@@ -170,7 +171,8 @@ def main() -> int:
             })
             print(f"{name}: {rows[-1]['jobs']} jobs, {rows[-1]['slurm_submissions']} SLURM submissions "
                   f"({rows[-1]['by_kind']}) [{rows[-1]['seconds']} s]", flush=True)
-    print("\n| archive | unique photos | jobs (no groups) | SLURM submissions (profiles/slurm) |\n|---|---|---|---|")
+    print("\n| archive | unique photos | jobs (config.yaml, no profile) | SLURM submissions (profiles/slurm) |")
+    print("|---|---|---|---|")
     for r in rows:
         print(f"| {r['archive']} | {r['unique_photos']} | {r['jobs']} | {r['slurm_submissions']} |")
     OUT.mkdir(parents=True, exist_ok=True)

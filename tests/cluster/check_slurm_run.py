@@ -53,14 +53,18 @@ def parse_scontrol(text: str) -> dict[str, dict[str, str]]:
     return jobs
 
 
-def check_slurm(run_id: str | None, submitted: dict[str, str], workdir: Path) -> list[str]:
+def slurm_jobs() -> dict[str, dict[str, str]]:
+    shown = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, check=True)
+    return parse_scontrol(shown.stdout)
+
+
+def check_slurm(run_id: str | None, submitted: dict[str, str], workdir: Path,
+                jobs: dict[str, dict[str, str]]) -> list[str]:
     problems = []
     if not submitted:
         return ["the log names no job submitted with sbatch"]
     if run_id is None:
         problems.append("the log does not name exactly one SLURM run ID")
-    shown = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, check=True)
-    jobs = parse_scontrol(shown.stdout)
     for slurm_id in sorted(submitted, key=int):
         job = jobs.get(slurm_id)
         if job is None:
@@ -126,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     run_id, submitted, local_rules = parse_log(args.log.read_text(encoding="utf-8", errors="replace"))
-    problems = check_slurm(run_id, submitted, args.workdir)
+    jobs = slurm_jobs()
+    problems = check_slurm(run_id, submitted, args.workdir, jobs)
     if local_rules:
         problems.append(f"rules ran on the submit host instead of through sbatch: {sorted(local_rules)}")
     problems += check_manifest(args.workdir, args.rows, args.duplicates)
@@ -135,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SLURM run ID {run_id}: {len(submitted)} sbatch submissions")
     for kind, n in sorted(kinds.items()):
         print(f"  {n:4d}  {kind}")
+    print("  job   run time  time limit  resources  (what each submission asked for and used)")
+    for slurm_id in sorted(submitted, key=int):
+        job = jobs.get(slurm_id, {})
+        print(f"  {slurm_id:>4}  {job.get('RunTime', '?'):>8}  {job.get('TimeLimit', '?'):>10}  "
+              f"{job.get('TRES', '?')}  {job_kind(submitted[slurm_id])}")
     if problems:
         print("FAILED:", *problems, sep="\n  ")
         return 1

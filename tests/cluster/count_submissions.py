@@ -15,6 +15,7 @@ it are not known yet. To count those too, give the checkpoints up-to-date output
      results/dedup/dedup.tsv as `processed`), newer than dedup.tsv; the processed/review split only
      changes file names, not the number of jobs;
   4. dry-run again: it lists every job after dedup. The total is 1. (up to dedup) + 4.
+bench/count_slurm_jobs.py does all of this for the demo and for synthetic archives of any size.
 """
 
 from __future__ import annotations
