@@ -13,7 +13,8 @@ Counted with the SLURM profile (its groups and its workflow-config.yaml, restore
 as plain jobs with config.yaml alone (restore batches of 8; one submission per job on a cluster
 without groups).
 
-    .venv/bin/python bench/count_slurm_jobs.py                 # the demo archive, 1,000 and 10,000 files
+    .venv/bin/python bench/count_slurm_jobs.py                 # the demo archive and 1,000 files
+    .venv/bin/python bench/count_slurm_jobs.py --sizes 10000 --no-demo   # ~30 min: Snakemake's group check
     .venv/bin/python bench/count_slurm_jobs.py --sizes 1000 --no-demo
 
 Prints a table and writes bench/out/slurm_jobs.csv (bench/out is git-ignored). Empty files stand in
@@ -150,7 +151,8 @@ def count_run(input_dir: Path, profile: bool, real: bool) -> tuple[Counter, int]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000], help="synthetic archive sizes")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1000],
+                        help="synthetic archive sizes (10000: about 30 min, 2 GB, see README)")
     parser.add_argument("--no-demo", action="store_true", help="skip the demo archive")
     args = parser.parse_args()
     archives = [] if args.no_demo else [("demo", REPO / "demo")]

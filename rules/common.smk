@@ -1,6 +1,8 @@
 # Validation first, then the archive's inventory (read once, at start-up) and input functions.
 import csv
+import functools
 import json
+import os
 from pathlib import Path
 
 from snakemake.io import contains_wildcard
@@ -120,21 +122,47 @@ def metadata_row(wildcards):
     return catalogue_row(wildcards.photo)
 
 
-def dedup_rows():
-    with checkpoints.dedup.get().output.table.open() as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
+@functools.lru_cache(maxsize=4)
+def read_table(path, version):
+    """A checkpoint's TSV table as a tuple of rows; `version` (size, mtime) keys the cache, so that
+    input functions, called once per job, read each table once per version rather than per call."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return tuple(csv.DictReader(fh, delimiter="\t"))
+
+
+def checkpoint_table(checkpoint):
+    """(path, version) of a finished checkpoint's table."""
+    path = str(checkpoint.get().output.table)
+    info = os.stat(path)
+    return path, (info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def dedup_index(path, version):
+    """(unique photos, {batch: members}, {photo: batch}) from the dedup table."""
+    members, batch_of = {}, {}
+    for row in read_table(path, version):
+        if row["batch"]:
+            members.setdefault(row["batch"], []).append(row["photo_id"])
+            batch_of[row["photo_id"]] = row["batch"]
+    unique = sorted(r["photo_id"] for r in read_table(path, version) if r["status"] == "unique")
+    return unique, {b: sorted(m) for b, m in members.items()}, batch_of
+
+
+def dedup_batches():
+    return dedup_index(*checkpoint_table(checkpoints.dedup))
 
 
 def unique_photos():
-    return sorted(r["photo_id"] for r in dedup_rows() if r["status"] == "unique")
+    return dedup_batches()[0]
 
 
 def restore_batches():
-    return sorted({r["batch"] for r in dedup_rows() if r["status"] == "unique"})
+    return sorted(dedup_batches()[1])
 
 
 def batch_members(wildcards):
-    return sorted(r["photo_id"] for r in dedup_rows() if r["batch"] == wildcards.batch)
+    return dedup_batches()[1].get(wildcards.batch, [])
 
 
 def batch_catalogue_rows(wildcards):
@@ -144,8 +172,7 @@ def batch_catalogue_rows(wildcards):
 
 def restore_dir(photo):
     """The restore batch folder holding this photo's restored image."""
-    batch = next(r["batch"] for r in dedup_rows() if r["photo_id"] == photo)
-    return f"results/restore/{batch}"
+    return f"results/restore/{dedup_batches()[2][photo]}"
 
 
 def restore_batch_of(wildcards):
@@ -164,8 +191,7 @@ def publish_inputs(wildcards):
 
 
 def triage_rows():
-    with checkpoints.triage.get().output.table.open() as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
+    return read_table(*checkpoint_table(checkpoints.triage))
 
 
 def published_files(wildcards):
