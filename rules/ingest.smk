@@ -75,5 +75,5 @@ rule ingest_chunk:
         runtime=1,
     conda:
         "../envs/imaging.yaml"
-    shell:
-        "printf '%s\\n' {input:q} > {output:q} 2> {log:q}"
+    script:
+        "../scripts/list_inputs.py"

@@ -57,8 +57,8 @@ rule publish_batch:
         runtime=1,
     conda:
         "../envs/imaging.yaml"
-    shell:
-        "printf '%s\\n' {input:q} > {output:q} 2> {log:q}"
+    script:
+        "../scripts/list_inputs.py"
 
 
 rule manifest:
