@@ -3,6 +3,7 @@ import csv
 import functools
 import json
 import os
+from collections import namedtuple
 from pathlib import Path
 
 from snakemake.io import contains_wildcard
@@ -62,9 +63,8 @@ for name in sorted(set(METADATA_ROWS) - {s.relpath for s in SOURCES.values()}):
 PUBLISHED = published_names(SOURCES.values())
 # Ingest chunks: the input files in sorted order, ingest.chunk_size at a time. A cluster runs a chunk
 # as one job (rule ingest_chunk ties its records together); a local run does not see them.
-_ORDERED = sorted(SOURCES)
 _SIZE = config["ingest"]["chunk_size"]
-INGEST_CHUNKS = {f"c{k:04d}": _ORDERED[k * _SIZE:(k + 1) * _SIZE] for k in range(-(-len(_ORDERED) // _SIZE))}
+INGEST_CHUNKS = {f"c{k // _SIZE:04d}": sorted(SOURCES)[k:k + _SIZE] for k in range(0, len(SOURCES), _SIZE)}
 PHOTO_OF_RELNAME = {relname: pid for pid, (relname, _ext) in PUBLISHED.items()}
 
 
@@ -137,16 +137,17 @@ def checkpoint_table(checkpoint):
     return path, (info.st_size, info.st_mtime_ns)
 
 
+DedupIndex = namedtuple("DedupIndex", "unique members batch_of")  # sorted ids, {batch: ids}, {id: batch}
+
+
 @functools.lru_cache(maxsize=4)
 def dedup_index(path, version):
-    """(unique photos, {batch: members}, {photo: batch}) from the dedup table."""
     members, batch_of = {}, {}
     for row in read_table(path, version):
-        if row["batch"]:
+        if row["batch"]:  # only unique photos have a batch
             members.setdefault(row["batch"], []).append(row["photo_id"])
             batch_of[row["photo_id"]] = row["batch"]
-    unique = sorted(r["photo_id"] for r in read_table(path, version) if r["status"] == "unique")
-    return unique, {b: sorted(m) for b, m in members.items()}, batch_of
+    return DedupIndex(sorted(batch_of), {b: sorted(ids) for b, ids in members.items()}, batch_of)
 
 
 def dedup_batches():
@@ -154,15 +155,15 @@ def dedup_batches():
 
 
 def unique_photos():
-    return dedup_batches()[0]
+    return dedup_batches().unique
 
 
 def restore_batches():
-    return sorted(dedup_batches()[1])
+    return sorted(dedup_batches().members)
 
 
 def batch_members(wildcards):
-    return dedup_batches()[1].get(wildcards.batch, [])
+    return dedup_batches().members.get(wildcards.batch, [])
 
 
 def batch_catalogue_rows(wildcards):
@@ -172,7 +173,7 @@ def batch_catalogue_rows(wildcards):
 
 def restore_dir(photo):
     """The restore batch folder holding this photo's restored image."""
-    return f"results/restore/{dedup_batches()[2][photo]}"
+    return f"results/restore/{dedup_batches().batch_of[photo]}"
 
 
 def restore_batch_of(wildcards):
@@ -196,7 +197,7 @@ def triage_rows():
 
 def published_files(wildcards):
     """Every file publish makes, under the status QA gave each photo."""
-    return published_files_of(row for row in triage_rows())
+    return published_files_of(triage_rows())
 
 
 def batch_published_files(wildcards):

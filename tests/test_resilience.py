@@ -296,15 +296,20 @@ def _noise_png(path: Path, size: tuple[int, int] = (900, 1200)) -> None:
     cv2.imwrite(str(path), rng.integers(0, 256, (*size, 3), dtype=np.uint8))
 
 
+def _one_scan_run(root: Path, write_scan) -> tuple[Path, Path, Path]:
+    """(scans, work, config) of a one-scan archive under root; write_scan(scans) writes the scan."""
+    scans = root / "scans"
+    scans.mkdir(parents=True)
+    write_scan(scans)
+    work = root / "work"
+    return scans, work, write_config(work / "config.yaml", {"input_dir": str(scans)})
+
+
 @pytest.mark.skipif(not can_unshare("-m"), reason="needs a private mount namespace (unshare -m) for a small tmpfs")
 @pytest.mark.slow
 def test_full_disk_fails_clearly_and_leaves_nothing_half_written(archive):
     root = archive.root / "full"
-    scans = root / "scans"
-    scans.mkdir(parents=True)
-    _noise_png(scans / "noise.png")  # about 3 MB as a PNG: cannot fit in 1 MB
-    work = root / "work"
-    config = write_config(work / "config.yaml", {"input_dir": str(scans)})
+    scans, work, config = _one_scan_run(root, lambda scans: _noise_png(scans / "noise.png"))  # ~3 MB PNG: > 1 MB
     stamp = work / "results" / "stamp"
     stamp.mkdir(parents=True)
     target = f"results/stamp/{photo_id('noise.png')}.png"
@@ -329,12 +334,8 @@ def test_full_disk_fails_clearly_and_leaves_nothing_half_written(archive):
 @pytest.mark.slow
 def test_read_only_output_folder_fails_clearly(archive):
     root = archive.root / "readonly"
-    scans = root / "scans"
-    scans.mkdir(parents=True)
-    (scans / "a.jpg").write_bytes(_jpeg(picture(33)))
+    scans, work, config = _one_scan_run(root, lambda scans: (scans / "a.jpg").write_bytes(_jpeg(picture(33))))
     before = snapshot(scans)
-    work = root / "work"
-    config = write_config(work / "config.yaml", {"input_dir": str(scans)})
     results = work / "results"
     results.mkdir(parents=True)
     inner = " ".join(f"'{a}'" for a in workflow_command(work, config, "ingest_only"))
