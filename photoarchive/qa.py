@@ -33,8 +33,8 @@ _CLIPPED_L = 99.0
 CAST_METHODS = ("consensus", "grayworld", "whitepatch")
 # Face SSIM compares standardised crops; ±4 σ spans practically all of a face's values.
 _SSIM_RANGE = 8.0
-# Noise σ below which a scan counts as clean when comparing the noise after to the noise before.
-_NOISE_FLOOR = 0.005
+# Noise σ (about 4/255) below which noise is not visible: the noise rule compares against at least this.
+_NOISE_FLOOR = 0.015
 # Colour statistics are taken on a copy shrunk to this long side.
 _CAST_SIZE = 512
 
