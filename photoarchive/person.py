@@ -103,7 +103,7 @@ class PersonSegmenter:
         max_side (int): long side of the working copy the mask is returned on (default 1024).
         face_crop (float): side of the square crop around a face, in face-box sizes (default 4.0;
             0 = no face-guided crops).
-        tiles (int): tiles per long side for the coarse tile pass (default 2; 0 = whole photo only).
+        tiles (int): tiles per long side for the coarse tile pass (default 0 = whole photo only).
         num_threads (int): threads of the TFLite interpreter (default 1).
     """
 
@@ -113,7 +113,7 @@ class PersonSegmenter:
         *,
         max_side: int = 1024,
         face_crop: float = 4.0,
-        tiles: int = 2,
+        tiles: int = 0,
         num_threads: int = 1,
     ) -> None:
         if max_side < 16:
