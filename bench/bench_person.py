@@ -8,10 +8,11 @@ five small aged astronauts on paper, with and without their face boxes; and phot
 flat paper).
 
 Per scene and segmenter variant (``whole``: whole photo only; ``default``: + face-guided crops;
-``tiles2``: + 2 tiles per long side): the share of each known face box covered by the mask (≥ 0.5), the
-share of the photo covered, whether a person counts as found (faces given, or coverage ≥
-``person_min_fraction``), and milliseconds. With ``--matte``, the classical matte with the ``segmenter``
-and the ``faces`` prior: person_found and mean alpha. Masks and mattes are saved as PNGs next to the CSV.
+``tiles2``/``tiles4``: + 2/4 tiles per long side): the share of each known face box covered by the mask
+(≥ 0.5), the share of the photo covered, the mask's confidence, whether a person counts as found (faces
+given, or coverage ≥ ``person_min_fraction`` with confidence ≥ ``person_min_confidence``), and
+milliseconds. With ``--matte``, the classical matte with the ``segmenter`` and the ``faces`` prior:
+person_found and mean alpha. Masks and mattes are saved as PNGs next to the CSV.
 
 Usage (from the repo root)::
 
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from photoarchive.matting import DEFAULTS, Matter  # noqa: E402
-from photoarchive.person import PersonSegmenter, box_coverage, mask_coverage  # noqa: E402
+from photoarchive.person import PersonSegmenter, box_coverage, mask_confidence, mask_coverage  # noqa: E402
 from photoarchive.synthetic import aged_print  # noqa: E402
 
 ASTRONAUT_FACE = (177.0, 66.0, 272.0, 161.0)  # Haar box in the 512×512 original
@@ -127,13 +128,15 @@ def main() -> None:
     pictures = out.parent / "person"
     pictures.mkdir(parents=True, exist_ok=True)
     threshold, min_fraction = DEFAULTS["person_threshold"], DEFAULTS["person_min_fraction"]
+    min_confidence = DEFAULTS["person_min_confidence"]
     segmenters = {name: PersonSegmenter(**kw) for name, kw in VARIANTS.items()}
     matters = {}
     if args.matte:
         matters = {prior: Matter({"backend": "classical", "person_prior": prior}, ROOT / "models")
                    for prior in ("segmenter", "faces")}
     rows: list[dict] = []
-    print(f"{'scene':<30}{'variant':<9}{'faces':>6}{'face cov min/mean':>19}{'cover':>7}{'found':>7}{'ms':>7}")
+    print(f"{'scene':<30}{'variant':<9}{'faces':>6}{'face cov min/mean':>19}{'cover':>7}{'conf':>6}{'found':>7}"
+          f"{'ms':>7}")
     for scene in scenes():
         image, faces, known = scene["image"], scene["faces"], scene["known"]
         for variant, seg in segmenters.items():
@@ -145,18 +148,19 @@ def main() -> None:
             scale = mask.shape[1] / image.shape[1]
             face_cov = [box_coverage(mask, box, scale, threshold) for box in known]
             cover = mask_coverage(mask, threshold)
-            found = bool(faces) or cover >= min_fraction
+            confidence = mask_confidence(mask, threshold)
+            found = bool(faces) or (cover >= min_fraction and confidence >= min_confidence)
             row = {
                 "scene": scene["name"], "variant": variant, "size": f"{image.shape[1]}x{image.shape[0]}",
                 "has_person": scene["person"], "faces_given": len(faces), "known_faces": len(known),
                 "face_cov_min": min(face_cov) if face_cov else "",
                 "face_cov_mean": float(np.mean(face_cov)) if face_cov else "",
-                "faces_covered_90": sum(c >= 0.9 for c in face_cov), "mask_cover": cover,
+                "faces_covered_90": sum(c >= 0.9 for c in face_cov), "mask_cover": cover, "confidence": confidence,
                 "person_found": found, "ms": segmenter_ms[-1],
             }
             rows.append(row)
             cov = f"{min(face_cov):.2f}/{np.mean(face_cov):.2f}" if face_cov else "-"
-            print(f"{scene['name']:<30}{variant:<9}{len(faces):>6}{cov:>19}{cover:7.3f}{found!s:>7}"
+            print(f"{scene['name']:<30}{variant:<9}{len(faces):>6}{cov:>19}{cover:7.3f}{confidence:6.2f}{found!s:>7}"
                   f"{segmenter_ms[-1]:7.0f}", flush=True)
             if not args.no_png:
                 _png(pictures / f"{scene['name']}_{variant}_mask.png", image, mask)
@@ -166,7 +170,7 @@ def main() -> None:
                          "has_person": scene["person"], "faces_given": len(faces), "known_faces": len(known),
                          "person_found": result.person_found, "mask_cover": float(result.alpha.mean()),
                          "ms": 1000 * result.seconds, "person_source": result.person_source})
-            print(f"{scene['name']:<30}{'m:' + prior[:7]:<9}{len(faces):>6}{'':>19}{result.alpha.mean():7.3f}"
+            print(f"{scene['name']:<30}{'m:' + prior[:7]:<9}{len(faces):>6}{'':>19}{result.alpha.mean():7.3f}{'':>6}"
                   f"{result.person_found!s:>7}{1000 * result.seconds:7.0f}  ({result.person_source}, mean alpha)",
                   flush=True)
             if not args.no_png:

@@ -22,14 +22,16 @@ Person prior of the classical backend (``person_prior``):
   the mask (>= ``person_threshold``) probable foreground, a band around it and faint mask
   (>= ``person_bg_level``) probable background, the remainder definite background. Faces still add their
   face core (definite) and head/hair ellipse (probable). A person is found when faces were given or when
-  the mask covers at least ``person_min_fraction`` of the photo, so a person whose face was missed gets a
-  matte and ``person_found`` True (QA's "person but no face" rule). If the model file or its runtime is
+  the mask covers at least ``person_min_fraction`` of the photo with a mean certainty (`mask_confidence`)
+  of at least ``person_min_confidence``, so a person whose face was missed gets a matte and
+  ``person_found`` True (QA's "person but no face" rule). If the model file or its runtime is
   missing, the faces prior is used and a note says so.
 - ``faces``: the older prior from face boxes alone (a person lies below and around a face); with no face
   boxes the alpha is all zeros and ``person_found`` is False.
 
 The selfie segmenter was trained on photos that always hold a person: on a photo without one it can
-still mark a dominant central object (a cup, a cat) as a person. Flat paper and documents stay empty.
+mark a dominant central object as a person. Its guesses are mostly hesitant (the confidence rule drops a
+cup and textures), but a close-up of a cat is segmented as surely as a person. Paper and text stay empty.
 
 The bshm backend runs the network regardless and sets ``person_found`` when at least
 ``min_person_fraction`` of the image has alpha >= 0.5 (the segmenter is not loaded).
@@ -53,7 +55,7 @@ import cv2
 import numpy as np
 
 from photoarchive.models.bshm import TF2ONNX_COMMAND, BSHMModel
-from photoarchive.person import PersonSegmenter, mask_coverage
+from photoarchive.person import PersonSegmenter, mask_confidence, mask_coverage
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ DEFAULTS: dict = {
     "person_tiles": 0,  # segmenter: overlapping tiles per long side in addition to the whole photo (0: none)
     "person_threshold": 0.5,  # segmenter: mask level that counts as person
     "person_min_fraction": 0.02,  # segmenter: share of the photo the mask must cover for "person found"
+    "person_min_confidence": 0.65,  # segmenter: mean certainty of that mask needed for it without a face
     "person_fg_level": 0.9,  # segmenter: mask level seeding definite foreground
     "person_bg_level": 0.1,  # segmenter: below this (and away from the mask) is definite background
 }
@@ -604,10 +607,15 @@ class Matter:
         if self._segmenter is not None:
             mask_small = self._segmenter.person_mask(image, boxes)
             coverage = mask_coverage(mask_small, float(cfg["person_threshold"]))
-            found = coverage >= float(cfg["person_min_fraction"])
+            confidence = mask_confidence(mask_small, float(cfg["person_threshold"]))
+            found = coverage >= float(cfg["person_min_fraction"]) and (
+                bool(boxes) or confidence >= float(cfg["person_min_confidence"])
+            )
             notes.append(
-                f"person segmenter: mask covers {coverage:.3f} of the photo "
-                f"({'>=' if found else '<'} person_min_fraction {cfg['person_min_fraction']})"
+                f"person segmenter: mask covers {coverage:.3f} of the photo (person_min_fraction "
+                f"{cfg['person_min_fraction']}), confidence {confidence:.2f} (person_min_confidence "
+                f"{cfg['person_min_confidence']}, needed without a face): "
+                + ("person" if found else "no person from the mask")
             )
             if found:
                 mask = cv2.resize(mask_small, (work.shape[1], work.shape[0]), interpolation=cv2.INTER_LINEAR)

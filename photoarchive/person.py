@@ -82,6 +82,16 @@ def mask_coverage(mask: np.ndarray, threshold: float) -> float:
     return float(np.count_nonzero(mask >= threshold)) / max(1, mask.size)
 
 
+def mask_confidence(mask: np.ndarray, threshold: float) -> float:
+    """How sure the mask is where it says "person": mean of (m − threshold) / (1 − threshold) over the
+    pixels with m >= threshold, in [0, 1] (0 when there are none). A person is segmented near 1; the
+    model's guesses on objects and textures are hesitant (greyish masks)."""
+    values = mask[mask >= threshold]
+    if values.size == 0:
+        return 0.0
+    return float(np.mean((values - threshold) / max(1e-6, 1.0 - threshold)))
+
+
 def box_coverage(mask: np.ndarray, box: tuple[float, ...], scale: float, threshold: float) -> float:
     """Share of the pixels of a face box (full-resolution coords; `scale` maps them onto `mask`) that the
     mask covers at `threshold`. A box outside the mask gives 0."""

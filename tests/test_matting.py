@@ -140,6 +140,32 @@ def test_segmenter_prior_finds_no_person_on_paper_or_text(scene: str) -> None:
     assert result.person_coverage is not None and result.person_coverage < 0.005
 
 
+class _FakeSegmenter:
+    """Stands in for PersonSegmenter: returns a fixed mask (a sure or a hesitant one) at the image size."""
+
+    def __init__(self, level: float) -> None:
+        self.level = level
+
+    def person_mask(self, image: np.ndarray, boxes: list) -> np.ndarray:
+        mask = np.zeros(image.shape[:2], np.float32)
+        mask[80:, 100:220] = self.level
+        return mask
+
+    def info(self) -> dict:
+        return {"model_file": "fake.tflite", "model_sha256": "0" * 64}
+
+
+@pytest.mark.parametrize(("level", "found"), [(0.98, True), (0.7, False)])
+def test_person_without_face_needs_a_confident_mask(level: float, found: bool) -> None:
+    image, _, _ = _portrait()
+    matter = Matter(CLASSICAL, Path("/nonexistent/models"))
+    matter._segmenter = _FakeSegmenter(level)  # mean certainty (0.7 - 0.5) / 0.5 = 0.4 < 0.65
+    result = matter.matte(image, [])
+    assert result.person_found is found
+    assert bool(result.alpha.any()) is found
+    assert result.person_source == ("segmenter" if found else "none")
+
+
 def test_missing_segmenter_falls_back_to_the_faces_prior(tmp_path: Path) -> None:
     image, _, face = _portrait()
     matter = Matter({**CLASSICAL, "person_model": str(tmp_path / "absent.tflite")}, tmp_path / "models")

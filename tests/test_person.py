@@ -16,6 +16,7 @@ from photoarchive.person import (  # noqa: E402
     PACKAGED_SHA256,
     PersonSegmenter,
     box_coverage,
+    mask_confidence,
     mask_coverage,
     packaged_model_path,
     resolve_person_model,
@@ -102,3 +103,14 @@ def test_large_scan_is_worked_on_a_capped_copy() -> None:
     mask = seg.person_mask(image, [(700.0, 200.0, 760.0, 270.0)])
     assert mask.shape == (102, 256)
     assert len(seg._tile_windows(102, 256)) >= 2
+
+
+def test_mask_statistics() -> None:
+    mask = np.zeros((10, 10), np.float32)
+    assert mask_coverage(mask, 0.5) == 0.0 and mask_confidence(mask, 0.5) == 0.0
+    mask[:5] = 1.0
+    mask[5:7] = 0.75
+    assert mask_coverage(mask, 0.5) == pytest.approx(0.7)
+    assert mask_confidence(mask, 0.5) == pytest.approx((50 * 1.0 + 20 * 0.5) / 70)
+    assert box_coverage(mask, (0.0, 0.0, 10.0, 5.0), 1.0, 0.5) == 1.0
+    assert box_coverage(mask, (0.0, 20.0, 10.0, 30.0), 1.0, 0.5) == 0.0  # outside the mask
