@@ -14,11 +14,17 @@ given, or coverage ≥ ``person_min_fraction`` with confidence ≥ ``person_min_
 milliseconds. With ``--matte``, the classical matte with the ``segmenter`` and the ``faces`` prior:
 person_found and mean alpha. Masks and mattes are saved as PNGs next to the CSV.
 
+``--people``: instead, the real photographs of people of `bench/people.py` (fetched once into its cache
+with the package clients, SHA-256-checked), each clean and aged (strength 1): faces from the project's
+face detector (whatever backend is installed; recorded), the share of each detected face covered by the
+mask, and whether a person is found with the faces and without them (as if the detector had missed all).
+
 Usage (from the repo root)::
 
-    NUMBA_CACHE_DIR=.numba_cache .venv/bin/python bench/bench_person.py [--matte] [--no-png]
+    NUMBA_CACHE_DIR=.numba_cache .venv/bin/python bench/bench_person.py [--matte] [--no-png] [--people]
 
-Prints a table and writes ``bench/out/person.csv`` (and ``bench/out/person/*.png``).
+Prints a table and writes ``bench/out/person.csv`` or ``bench/out/person_people.csv`` (and PNGs in
+``bench/out/person/``).
 """
 
 from __future__ import annotations
@@ -109,6 +115,69 @@ def scenes() -> list[dict]:
     return out
 
 
+def _core(box: Box) -> Box:
+    """The central half (width and height) of a face box: the face itself, without the box's corners."""
+    x0, y0, x1, y1 = box
+    dx, dy = (x1 - x0) / 4, (y1 - y0) / 4
+    return (x0 + dx, y0 + dy, x1 - dx, y1 - dy)
+
+
+def run_people(out: Path, pictures: Path | None) -> None:
+    """The `--people` mode: real photos of people from packages, clean and aged."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from people import DEFAULT_CACHE, SOURCE_BY_NAME, load_rgb, people_photos
+
+    from photoarchive.faces import FaceDetector
+
+    detector = FaceDetector({}, ROOT / "models")
+    seg = PersonSegmenter()
+    threshold, min_fraction = DEFAULTS["person_threshold"], DEFAULTS["person_min_fraction"]
+    min_confidence = DEFAULTS["person_min_confidence"]
+    rows: list[dict] = []
+    print(f"# faces by {detector.name}; photos from {DEFAULT_CACHE}")
+    print(f"{'photo':<40}{'aged':>5}{'faces':>6}{'face cov min/mean':>19}{'cover':>7}{'conf':>6}"
+          f"{'no-face found':>14}{'ms':>6}")
+    for index, (name, path) in enumerate(people_photos(include_duplicates=True)):
+        clean = load_rgb(path)
+        for aged in (False, True):
+            image = aged_print(clean, seed=10 + index, strength=1.0) if aged else clean
+            faces = [f.box for f in detector.detect(image)[0]]
+            start = time.perf_counter()
+            mask = seg.person_mask(image, faces)
+            ms = 1000 * (time.perf_counter() - start)
+            scale = mask.shape[1] / image.shape[1]
+            face_cov = [box_coverage(mask, box, scale, threshold) for box in faces]
+            core_cov = [box_coverage(mask, _core(box), scale, threshold) for box in faces]
+            faceless = seg.person_mask(image, [])
+            cover, confidence = mask_coverage(faceless, threshold), mask_confidence(faceless, threshold)
+            found_without = cover >= min_fraction and confidence >= min_confidence
+            rows.append({"photo": name, "aged": aged, "size": f"{image.shape[1]}x{image.shape[0]}",
+                         "shows": SOURCE_BY_NAME[name].shows, "detector": detector.name, "faces": len(faces),
+                         "face_cov_min": min(face_cov) if face_cov else "",
+                         "face_cov_mean": float(np.mean(face_cov)) if face_cov else "",
+                         "faces_covered_90": sum(c >= 0.9 for c in face_cov),
+                         "face_core_covered_90": sum(c >= 0.9 for c in core_cov),
+                         "cover_without_faces": cover, "confidence_without_faces": confidence,
+                         "found_without_faces": found_without, "ms_with_faces": ms})
+            cov = f"{min(face_cov):.2f}/{np.mean(face_cov):.2f}" if face_cov else "-"
+            print(f"{name:<40}{'yes' if aged else 'no':>5}{len(faces):>6}{cov:>19}{cover:7.3f}{confidence:6.2f}"
+                  f"{found_without!s:>14}{ms:6.0f}", flush=True)
+            if pictures is not None:
+                _png(pictures / f"people_{name}_{'aged' if aged else 'clean'}.png", image, mask)
+    faces_total = sum(r["faces"] for r in rows)
+    covered = sum(r["faces_covered_90"] for r in rows)
+    core = sum(r["face_core_covered_90"] for r in rows)
+    found = sum(r["found_without_faces"] for r in rows)
+    print(f"# detected face boxes covered >= 90 %: {covered}/{faces_total}, their central half: {core}/{faces_total}; "
+          f"person found with no face given: "
+          f"{found}/{len(rows)} photo versions (all show people)")
+    with open(out, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"# wrote {out}")
+
+
 def _png(path: Path, image: np.ndarray, mask: np.ndarray) -> None:
     """Photo | mask side by side, 8-bit (a benchmark picture, not a project output)."""
     h, w = image.shape[:2]
@@ -121,12 +190,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--matte", action="store_true", help="also run the classical matte, both priors")
     parser.add_argument("--no-png", action="store_true", help="do not save mask/matte pictures")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "person.csv"))
+    parser.add_argument("--people", action="store_true", help="real photos of people from bench/people.py")
+    parser.add_argument("--out", default=None, help="CSV path (default bench/out/person[_people].csv)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    out = Path(args.out)
+    out = Path(args.out or ROOT / "bench" / "out" / ("person_people.csv" if args.people else "person.csv"))
     pictures = out.parent / "person"
     pictures.mkdir(parents=True, exist_ok=True)
+    if args.people:
+        run_people(out, None if args.no_png else pictures)
+        return
     threshold, min_fraction = DEFAULTS["person_threshold"], DEFAULTS["person_min_fraction"]
     min_confidence = DEFAULTS["person_min_confidence"]
     segmenters = {name: PersonSegmenter(**kw) for name, kw in VARIANTS.items()}

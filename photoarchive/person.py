@@ -11,7 +11,8 @@ whole photo misses people in groups or small in the frame. `PersonSegmenter.pers
 
 - the whole photo, letterboxed (zero padding) to the model's square input;
 - per face box, a square crop of ``face_crop`` × the box size with the face in its upper part (more
-  room below the face for the body), cut from the full-resolution photo so small faces keep detail;
+  room below the face for the body), cut from the full-resolution photo so small faces keep detail; its
+  output fades out towards the crop's sides that lie inside the photo (no square edges in the mask);
 - overlapping square tiles at a coarser scale (``tiles`` per long side, 0 = none), for people whose face
   is not visible or was missed (back turned, profile, blurred).
 
@@ -39,6 +40,7 @@ PACKAGED_SHA256 = "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462
 LICENCE = "Apache-2.0"
 _FACE_TOP = 0.3  # face-guided crop: the face centre sits this far down the crop (fraction of its side)
 _MIN_FACE_PX = 2.0  # face boxes smaller than this (full-resolution pixels) are ignored
+_FEATHER = 0.1  # window output fades to 0 over this share of the window towards sides inside the photo
 
 
 def packaged_model_path() -> Path | None:
@@ -102,6 +104,18 @@ def box_coverage(mask: np.ndarray, box: tuple[float, ...], scale: float, thresho
     if c1 <= c0 or r1 <= r0:
         return 0.0
     return mask_coverage(mask[r0:r1, c0:c1], threshold)
+
+
+def _feather(n: int, inside: tuple[bool, bool, bool, bool]) -> np.ndarray:
+    """n×n weights: 1, fading linearly to 0 over ``_FEATHER`` · n towards each side flagged in `inside`
+    (left, top, right, bottom) — the sides that cut through the photo, where a crop sees only part of a
+    body; merged by max, unfaded crops would leave square edges in the mask."""
+    ramp = np.clip((np.arange(n, dtype=np.float32) + 0.5) / max(1.0, _FEATHER * n), 0.0, 1.0)
+    ones = np.ones(n, np.float32)
+    left, top, right, bottom = inside
+    wx = np.minimum(ramp if left else ones, ramp[::-1] if right else ones)
+    wy = np.minimum(ramp if top else ones, ramp[::-1] if bottom else ones)
+    return wy[:, None] * wx[None, :]
 
 
 class PersonSegmenter:
@@ -203,7 +217,8 @@ class PersonSegmenter:
         tensor[ty0:ty1, tx0:tx1] = cv2.resize(
             patch, (tx1 - tx0, ty1 - ty0), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
         )
-        prob = self._predict(np.clip(tensor, 0.0, 1.0))[ty0:ty1, tx0:tx1]
+        prob = self._predict(np.clip(tensor, 0.0, 1.0))
+        prob = (prob * _feather(n, (ix0 > 0, iy0 > 0, ix1 < W, iy1 < H)))[ty0:ty1, tx0:tx1]
         ch, cw = canvas.shape
         cx0, cy0 = min(cw, round(ix0 * to_canvas)), min(ch, round(iy0 * to_canvas))
         cx1, cy1 = min(cw, round(ix1 * to_canvas)), min(ch, round(iy1 * to_canvas))
