@@ -166,6 +166,22 @@ def test_person_without_face_needs_a_confident_mask(level: float, found: bool) -
     assert result.person_source == ("segmenter" if found else "none")
 
 
+def test_segmenter_loads_once_per_job_and_not_for_the_faces_prior(monkeypatch) -> None:
+    pytest.importorskip("ai_edge_litert")
+    import photoarchive.matting as matting
+
+    loads = []
+    real = matting.PersonSegmenter
+    monkeypatch.setattr(matting, "PersonSegmenter", lambda *a, **k: loads.append(1) or real(*a, **k))
+    image, _, face = _portrait()
+    matter = Matter(CLASSICAL, Path("/nonexistent/models"))
+    for boxes in ([face], []):
+        matter.matte(image, boxes)
+    assert len(loads) == 1
+    Matter({**CLASSICAL, "person_prior": "faces"}, Path("/nonexistent/models"))
+    assert len(loads) == 1
+
+
 def test_missing_segmenter_falls_back_to_the_faces_prior(tmp_path: Path) -> None:
     image, _, face = _portrait()
     matter = Matter({**CLASSICAL, "person_model": str(tmp_path / "absent.tflite")}, tmp_path / "models")
