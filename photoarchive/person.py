@@ -12,7 +12,10 @@ whole photo misses people in groups or small in the frame. `PersonSegmenter.pers
 - the whole photo, letterboxed (zero padding) to the model's square input;
 - per face box, a square crop of ``face_crop`` × the box size with the face in its upper part (more
   room below the face for the body), cut from the full-resolution photo so small faces keep detail; its
-  output fades out towards the crop's sides that lie inside the photo (no square edges in the mask);
+  output fades out towards the crop's sides that lie inside the photo (no square edges in the mask).
+  Only faces small enough for the crop to be at most half the photo's long side get one: a large face
+  is seen well by the whole-photo pass, and a crop that is nearly the whole photo only adds a second,
+  partial view of the same body (measured: it made known-alpha mattes slightly worse);
 - overlapping square tiles at a coarser scale (``tiles`` per long side, 0 = none), for people whose face
   is not visible or was missed (back turned, profile, blurred).
 
@@ -40,6 +43,7 @@ PACKAGED_SHA256 = "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462
 LICENCE = "Apache-2.0"
 _FACE_TOP = 0.3  # face-guided crop: the face centre sits this far down the crop (fraction of its side)
 _MIN_FACE_PX = 2.0  # face boxes smaller than this (full-resolution pixels) are ignored
+_MIN_CROP_ZOOM = 2.0  # a face crop runs only when it shows the model its face at least 2× closer than the whole
 _FEATHER = 0.1  # window output fades to 0 over this share of the window towards sides inside the photo
 
 
@@ -243,12 +247,12 @@ class PersonSegmenter:
 
         return [(x, y, side) for y in starts(h) for x in starts(w)]
 
-    def _face_window(self, box: tuple[float, ...]) -> tuple[float, float, float] | None:
+    def _face_window(self, box: tuple[float, ...], long_side: int) -> tuple[float, float, float] | None:
         x0, y0, x1, y1 = box
         size = max(x1 - x0, y1 - y0)
-        if size < _MIN_FACE_PX or self.face_crop <= 0:
-            return None
         side = self.face_crop * size
+        if size < _MIN_FACE_PX or self.face_crop <= 0 or side * _MIN_CROP_ZOOM > long_side:
+            return None
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         return (cx - side / 2, cy - _FACE_TOP * side, side)
 
@@ -279,7 +283,7 @@ class PersonSegmenter:
             self._run_window(small, 1.0, window, canvas)
         to_canvas = w / W
         for box in face_boxes or []:
-            window = self._face_window(tuple(float(v) for v in box))
+            window = self._face_window(tuple(float(v) for v in box), max(H, W))
             if window is not None:
                 self._run_window(image, to_canvas, window, canvas)
         return canvas
