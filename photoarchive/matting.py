@@ -21,11 +21,12 @@ Person prior of the classical backend (``person_prior``):
   around each face. Confident mask (>= ``person_fg_level``, eroded) seeds definite foreground, the rest of
   the mask (>= ``person_threshold``) probable foreground, a band around it and faint mask
   (>= ``person_bg_level``) probable background, the remainder definite background. Faces still add their
-  face core (definite) and head/hair ellipse (probable). A person is found when faces were given or when
-  the mask covers at least ``person_min_fraction`` of the photo with a mean certainty (`mask_confidence`)
-  of at least ``person_min_confidence``, so a person whose face was missed gets a matte and
-  ``person_found`` True (QA's "person but no face" rule). If the model file or its runtime is
-  missing, the faces prior is used and a note says so.
+  face core (definite) and head/hair ellipse (probable). With faces, the mask is used when it covers at
+  least ``person_min_fraction`` of the photo or half of a face box (else the faces prior); a person is
+  found. Without faces, a person is found when the mask covers at least ``person_min_fraction`` of the
+  photo with a mean certainty (`mask_confidence`) of at least ``person_min_confidence``, so a person
+  whose face was missed gets a matte and ``person_found`` True (QA's "person but no face" rule). If
+  the model file or its runtime is missing, the faces prior is used and a note says so.
 - ``faces``: the older prior from face boxes alone (a person lies below and around a face); with no face
   boxes the alpha is all zeros and ``person_found`` is False.
 
@@ -55,7 +56,7 @@ import cv2
 import numpy as np
 
 from photoarchive.models.bshm import TF2ONNX_COMMAND, BSHMModel
-from photoarchive.person import PersonSegmenter, mask_confidence, mask_coverage
+from photoarchive.person import PersonSegmenter, box_coverage, mask_confidence, mask_coverage
 
 logger = logging.getLogger(__name__)
 
@@ -606,18 +607,24 @@ class Matter:
         coverage = None
         if self._segmenter is not None:
             mask_small = self._segmenter.person_mask(image, boxes)
-            coverage = mask_coverage(mask_small, float(cfg["person_threshold"]))
-            confidence = mask_confidence(mask_small, float(cfg["person_threshold"]))
-            found = coverage >= float(cfg["person_min_fraction"]) and (
-                bool(boxes) or confidence >= float(cfg["person_min_confidence"])
-            )
+            threshold = float(cfg["person_threshold"])
+            coverage = mask_coverage(mask_small, threshold)
+            confidence = mask_confidence(mask_small, threshold)
+            if boxes:  # faces say there is a person; use the mask if it agrees somewhere
+                to_mask = mask_small.shape[1] / W
+                faces_covered = max(box_coverage(mask_small, b, to_mask, threshold) for b in boxes)
+                use_mask = coverage >= float(cfg["person_min_fraction"]) or faces_covered >= 0.5
+            else:  # the mask alone must be large and sure enough
+                use_mask = coverage >= float(cfg["person_min_fraction"]) and (
+                    confidence >= float(cfg["person_min_confidence"])
+                )
             notes.append(
                 f"person segmenter: mask covers {coverage:.3f} of the photo (person_min_fraction "
                 f"{cfg['person_min_fraction']}), confidence {confidence:.2f} (person_min_confidence "
                 f"{cfg['person_min_confidence']}, needed without a face): "
-                + ("person" if found else "no person from the mask")
+                + ("mask used as prior" if use_mask else "mask not used")
             )
-            if found:
+            if use_mask:
                 mask = cv2.resize(mask_small, (work.shape[1], work.shape[0]), interpolation=cv2.INTER_LINEAR)
         if mask is not None:
             labels = mask_prior(

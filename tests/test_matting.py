@@ -166,6 +166,29 @@ def test_person_without_face_needs_a_confident_mask(level: float, found: bool) -
     assert result.person_source == ("segmenter" if found else "none")
 
 
+class _BoxSegmenter(_FakeSegmenter):
+    """A sure mask over one rectangle (x0, y0, x1, y1) only."""
+
+    def __init__(self, rect: tuple[int, int, int, int]) -> None:
+        super().__init__(1.0)
+        self.rect = rect
+
+    def person_mask(self, image: np.ndarray, boxes: list) -> np.ndarray:
+        x0, y0, x1, y1 = self.rect
+        mask = np.zeros(image.shape[:2], np.float32)
+        mask[y0:y1, x0:x1] = 1.0
+        return mask
+
+
+@pytest.mark.parametrize(("rect", "source"), [((120, 40, 200, 130), "segmenter+faces"), ((0, 0, 60, 60), "faces")])
+def test_with_faces_a_small_mask_is_used_where_it_covers_a_face(rect, source: str) -> None:
+    image, _, face = _portrait()
+    matter = Matter({**CLASSICAL, "person_min_fraction": 0.2}, Path("/nonexistent/models"))
+    matter._segmenter = _BoxSegmenter(rect)  # covers < 20 % of the photo either way
+    result = matter.matte(image, [face])
+    assert result.person_found and result.person_source == source
+
+
 def test_segmenter_loads_once_per_job_and_not_for_the_faces_prior(monkeypatch) -> None:
     pytest.importorskip("ai_edge_litert")
     import photoarchive.matting as matting
