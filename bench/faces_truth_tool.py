@@ -309,6 +309,35 @@ def _eye_centres_dlib(sp, rgb8: np.ndarray, box) -> np.ndarray:
     return np.array(sorted([a, b], key=lambda q: q[0]))
 
 
+def _truth_face(box, kind: str, how: str, lms, score, size, sp, rgb8: np.ndarray) -> dict:
+    """One truth record: box clipped to the image, size rule, landmarks checked against dlib's eyes."""
+    w, h = size
+    box = [min(max(box[0], 0.0), w), min(max(box[1], 0.0), h), min(max(box[2], 0.0), w), min(max(box[3], 0.0), h)]
+    face = {"box": [round(float(v), 1) for v in box], "kind": kind, "box_source": how}
+    side = min(box[2] - box[0], box[3] - box[1])
+    if kind == "face" and side < MIN_FACE_PX:
+        face["kind"] = "optional"
+        face["why_optional"] = f"smaller than min_face_px {MIN_FACE_PX} ({side:.0f} px)"
+    if kind == "optional":
+        lms = None  # turned away or blurred beyond telling: points would be guesses
+    if lms is not None:
+        lms = np.asarray(lms, np.float64)
+        iod = float(np.hypot(*(lms[1] - lms[0])))
+        eyes = _eye_centres_dlib(sp, rgb8, box)
+        err = np.hypot(*(eyes - lms[:2]).T) / max(iod, 1e-6)
+        if float(err.max()) <= 0.15:
+            lms[:2] = (lms[:2] + eyes) / 2
+            face["landmarks_source"] = "retina+dlib5 eyes averaged"
+        else:
+            face["landmarks_source"] = f"retina (dlib5 eyes off by {float(err.max()):.2f} IOD)"
+        face["landmarks"] = [[round(float(x), 1), round(float(y), 1)] for x, y in lms]
+    else:
+        face["landmarks"] = None
+    if score is not None:
+        face["retina_score_clean"] = round(float(score), 3)
+    return face
+
+
 def cmd_build() -> None:
     cands_all = json.loads((WORK / "candidates.json").read_text())
     _hog, _cnn, sp = _dlib_models()
@@ -328,33 +357,8 @@ def cmd_build() -> None:
         rgb8 = _to8(load_rgb(photos[name]))
         faces = []
 
-        def add_face(box, kind, how, lms=None, score=None):
-            w, h = entry["size"]
-            box = [min(max(box[0], 0.0), w), min(max(box[1], 0.0), h), min(max(box[2], 0.0), w),
-                   min(max(box[3], 0.0), h)]
-            face = {"box": [round(float(v), 1) for v in box], "kind": kind, "box_source": how}
-            side = min(box[2] - box[0], box[3] - box[1])
-            if kind == "face" and side < MIN_FACE_PX:
-                face["kind"] = "optional"
-                face["why_optional"] = f"smaller than min_face_px {MIN_FACE_PX} ({side:.0f} px)"
-            if kind == "optional":
-                lms = None  # turned away or blurred beyond telling: points would be guesses
-            if lms is not None:
-                lms = np.asarray(lms, np.float64)
-                iod = float(np.hypot(*(lms[1] - lms[0])))
-                eyes = _eye_centres_dlib(sp, rgb8, box)
-                err = np.hypot(*(eyes - lms[:2]).T) / max(iod, 1e-6)
-                if float(err.max()) <= 0.15:
-                    lms[:2] = (lms[:2] + eyes) / 2
-                    face["landmarks_source"] = "retina+dlib5 eyes averaged"
-                else:
-                    face["landmarks_source"] = f"retina (dlib5 eyes off by {float(err.max()):.2f} IOD)"
-                face["landmarks"] = [[round(float(x), 1), round(float(y), 1)] for x, y in lms]
-            else:
-                face["landmarks"] = None
-            if score is not None:
-                face["retina_score_clean"] = round(float(score), 3)
-            faces.append(face)
+        def add_face(box, kind, how, lms=None, score=None, _size=entry["size"], _rgb8=rgb8, _faces=faces):
+            _faces.append(_truth_face(box, kind, how, lms, score, _size, sp, _rgb8))
 
         for kind, ids in (("face", dec.get("accept", [])), ("optional", dec.get("optional", []))):
             for k in ids:
@@ -389,8 +393,9 @@ def cmd_check() -> None:
     photos = dict(people_photos(include_duplicates=True, only=list(truth["photos"])))
     for name, entry in truth["photos"].items():
         rgb = load_rgb(photos[name])
-        items = [(f["kind"] if f["kind"] == "optional" else "truth", f["box"], f"{i}{'?' if f['kind'] == 'optional' else ''}",
-                  f["landmarks"]) for i, f in enumerate(entry["faces"])]
+        items = [("optional" if f["kind"] == "optional" else "truth", f["box"],
+                  f"{i}?" if f["kind"] == "optional" else str(i), f["landmarks"])
+                 for i, f in enumerate(entry["faces"])]
         draw(rgb, items, WORK / "check" / f"{name}.png")
         crops = []
         for f in entry["faces"]:
