@@ -202,6 +202,21 @@ def _sheet(tiles: list[np.ndarray], cols: int) -> np.ndarray:
     return np.vstack([np.hstack(tiles[r : r + cols]) for r in range(0, len(tiles), cols)])
 
 
+def _summary(backend: str, scale: float, strength, strength_name: str, tot: dict, info: dict) -> dict:
+    lm = tot["lm"]
+    return {
+        "backend": backend, "scale": scale, "strength": strength, "strength_name": strength_name,
+        "photos": tot["photos"], "faces": tot["faces"], "found": tot["found"],
+        "recall": round(tot["found"] / tot["faces"], 4) if tot["faces"] else "",
+        "false": tot["false"], "false_per_20": round(20 * tot["false"] / tot["photos"], 2),
+        "lm_err_mean": round(float(np.mean(lm)), 4) if lm else "",
+        "lm_err_max": round(float(np.max(lm)), 4) if lm else "", "lm_faces": len(lm),
+        "sec_per_mp": round(tot["sec"] / tot["mp"], 4) if tot["mp"] else "",
+        "small_faces": tot["small"], "small_seen": tot["small_seen"],
+        "model_file": info.get("model_file", ""), "model_sha256": info.get("model_sha256", ""),
+    }
+
+
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
 
@@ -267,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         info = det.info()
         tiles = []
         for scale in scales:
+            aged: dict = {}  # pooled over the aged strengths (> 0): what the targets are about
             for strength in strengths:
                 tot = {"photos": 0, "faces": 0, "found": 0, "false": 0, "lm": [], "sec": 0.0, "mp": 0.0,
                        "small": 0, "small_seen": 0}
@@ -311,19 +327,13 @@ def main(argv: list[str] | None = None) -> int:
                     if scale == scales[0]:
                         label = f"{name.split('-', 1)[1]} s{strength:g} {n_faces - len(missed)}/{n_faces} f{len(false)}"
                         tiles.append(_tile(img, truth, kept, matched, missed, false, label))
-                lm = tot["lm"]
-                rows.append({
-                    "backend": backend, "scale": scale, "strength": strength,
-                    "strength_name": STRENGTH_NAMES.get(strength, f"s{strength:g}"),
-                    "photos": tot["photos"], "faces": tot["faces"], "found": tot["found"],
-                    "recall": round(tot["found"] / tot["faces"], 4) if tot["faces"] else "",
-                    "false": tot["false"], "false_per_20": round(20 * tot["false"] / tot["photos"], 2),
-                    "lm_err_mean": round(float(np.mean(lm)), 4) if lm else "",
-                    "lm_err_max": round(float(np.max(lm)), 4) if lm else "", "lm_faces": len(lm),
-                    "sec_per_mp": round(tot["sec"] / tot["mp"], 4) if tot["mp"] else "",
-                    "small_faces": tot["small"], "small_seen": tot["small_seen"],
-                    "model_file": info.get("model_file", ""), "model_sha256": info.get("model_sha256", ""),
-                })
+                rows.append(_summary(backend, scale, strength, STRENGTH_NAMES.get(strength, f"s{strength:g}"),
+                                     tot, info))
+                if strength > 0:
+                    for key, value in tot.items():
+                        aged[key] = aged.get(key, 0 if key != "lm" else []) + value
+            if aged and len([s for s in strengths if s > 0]) > 1:
+                rows.append(_summary(backend, scale, "", "all aged", aged, info))
         cols = len(strengths) * 2 if len(strengths) <= 3 else len(strengths)
         cv2.imwrite(str(OUT / f"bench_faces_{backend}.png"), _sheet(tiles, cols))
 
@@ -337,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerows(photo_rows)
 
     load = os.getloadavg()
-    print(f"{len(photos)} photos, {sum(r['faces'] for r in rows[:1])} counted faces at scale {scales[0]:g}; "
+    print(f"{len(photos)} photos, {rows[0]['faces']} counted faces at scale {scales[0]:g}; "
           f"load average {load[0]:.1f} (2 shared cores: timings ±50 %)")
     header = (f"{'backend':18s} {'scale':>5s} {'strength':>12s} {'recall':>14s} {'false/20':>9s} "
               f"{'lm err (IOD)':>13s} {'s/MP':>6s} {'small seen':>10s}")
@@ -347,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         rec = f"{r['found']}/{r['faces']} {100 * r['recall']:.1f}%" if r["faces"] else "-"
         lm = f"{r['lm_err_mean']:.3f} (n={r['lm_faces']})" if r["lm_faces"] else "-"
         sps = f"{r['sec_per_mp']:.2f}" if r["sec_per_mp"] != "" else "-"
-        print(f"{r['backend']:18s} {r['scale']:5g} {r['strength_name'] + ' ' + format(r['strength'], 'g'):>12s} "
+        sname = r["strength_name"] + ("" if r["strength"] == "" else f" {r['strength']:g}")
+        print(f"{r['backend']:18s} {r['scale']:5g} {sname:>12s} "
               f"{rec:>14s} {r['false_per_20']:9.2f} {lm:>13s} {sps:>6s} {r['small_seen']:>4d}/{r['small_faces']:<5d}")
     print(f"wrote {OUT / 'bench_faces.csv'}, {OUT / 'bench_faces_per_photo.csv'}, "
           + ", ".join(str(OUT / f"bench_faces_{b}.png") for b in detectors))
