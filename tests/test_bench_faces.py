@@ -115,3 +115,11 @@ def test_truth_file_matches_the_photo_catalogue():
                 assert np.asarray(face["landmarks"]).shape == (5, 2)
     groups = people.same_person_groups()
     assert len(groups["barack_obama"]) >= 3
+
+
+def test_profile_faces_are_left_out_of_the_landmark_error():
+    frontal = {"box": [0, 0, 100, 120], "landmarks": [[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]]}
+    profile = {"box": [0, 0, 100, 120], "landmarks": [[60, 40], [68, 40], [90, 60], [70, 80], [75, 80]]}
+    assert bench.frontal_enough(frontal)
+    assert not bench.frontal_enough(profile)
+    assert not bench.frontal_enough({"box": [0, 0, 100, 120], "landmarks": None})
