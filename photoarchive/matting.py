@@ -5,18 +5,37 @@ Two backends, picked by ``config["matting"]["backend"]``:
 - ``bshm``: the public BSHM portrait-matting network (see `photoarchive.models.bshm`), run on a copy whose
   long side is capped at ``max_side``. The published matte is the model's alpha, only brought back to
   full resolution by a guided filter.
-- ``classical``: no weights. A trimap prior seeded from the detected faces (a person lies below and around
-  a face), GrabCut for a coarse segmentation on a ``work_side`` copy, closed-form matting (Levin et al.
-  2008, via pymatting) in a narrow unknown band on a ``matte_side`` copy.
+- ``classical``: no matting weights. A GrabCut seed prior (see "Person prior" below), GrabCut for a coarse
+  segmentation on a ``work_side`` copy, closed-form matting (Levin et al. 2008, via pymatting) in a
+  narrow unknown band on a ``matte_side`` copy.
 - ``auto`` (default): ``bshm`` when the model file exists, else ``classical``; the choice is recorded.
 
 Both backends share the last two steps: guided-filter upsampling of the alpha to full resolution (the
 fast guided filter of He & Sun 2015, colour guide = the full-resolution image), and foreground colours by
 pymatting's multilevel foreground estimation, refined at full resolution.
 
-No person: the classical backend needs a face to seed from, so with no face boxes the alpha is all zeros
-and ``person_found`` is False. The bshm backend runs the network regardless and sets ``person_found``
-when at least ``min_person_fraction`` of the image has alpha >= 0.5.
+Person prior of the classical backend (``person_prior``):
+
+- ``segmenter`` (default): the soft person mask of MediaPipe's selfie segmenter (`photoarchive.person`,
+  a 250 KB model inside the mediapipe wheel; loaded once per job), run on the whole photo and on a crop
+  around each face. Confident mask (>= ``person_fg_level``, eroded) seeds definite foreground, the rest of
+  the mask (>= ``person_threshold``) probable foreground, a band around it and faint mask
+  (>= ``person_bg_level``) probable background, the remainder definite background. Faces still add their
+  face core (definite) and head/hair ellipse (probable). With faces, the mask is used when it covers at
+  least ``person_min_fraction`` of the photo or half of a face box (else the faces prior); a person is
+  found. Without faces, a person is found when the mask covers at least ``person_min_fraction`` of the
+  photo with a mean certainty (`mask_confidence`) of at least ``person_min_confidence``, so a person
+  whose face was missed gets a matte and ``person_found`` True (QA's "person but no face" rule). If
+  the model file or its runtime is missing, the faces prior is used and a note says so.
+- ``faces``: the older prior from face boxes alone (a person lies below and around a face); with no face
+  boxes the alpha is all zeros and ``person_found`` is False.
+
+The selfie segmenter was trained on photos that always hold a person: on a photo without one it can
+mark a dominant central object as a person. Its guesses are mostly hesitant (the confidence rule drops a
+cup and textures), but a close-up of a cat is segmented as surely as a person. Paper and text stay empty.
+
+The bshm backend runs the network regardless and sets ``person_found`` when at least
+``min_person_fraction`` of the image has alpha >= 0.5 (the segmenter is not loaded).
 
 Paths: ``model`` is used as is when absolute; a relative path is resolved against the parent of
 ``models_dir`` (the working directory of the pipeline), so the default ``models/bshm.onnx`` means
@@ -37,10 +56,12 @@ import cv2
 import numpy as np
 
 from photoarchive.models.bshm import TF2ONNX_COMMAND, BSHMModel
+from photoarchive.person import PersonSegmenter, box_coverage, mask_confidence, mask_coverage
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "bshm", "classical")
+PERSON_PRIORS = ("segmenter", "faces")
 _IGNORED_KEYS = {"activate"}  # the workflow's own switch for the stage; not a matting parameter
 
 # Defaults of config["matting"]; the schema fills the same values in.
@@ -58,6 +79,16 @@ DEFAULTS: dict = {
     "guided_radius": 4,  # guided upsampling: window radius, in pixels of the low-resolution alpha
     "guided_eps": 1e-4,  # guided upsampling: regularisation (image values in [0, 1])
     "foreground_side": 2048,  # long side of the copy the foreground colours are estimated on
+    "person_prior": "segmenter",  # classical: segmenter | faces
+    "person_model": "mediapipe",  # "mediapipe" (the file inside the package) or a path to a .tflite
+    "person_side": 1024,  # segmenter: long side of the copy the person mask is made on
+    "person_face_crop": 4.0,  # segmenter: crop side around each face, in face-box sizes (0: none)
+    "person_tiles": 0,  # segmenter: overlapping tiles per long side in addition to the whole photo (0: none)
+    "person_threshold": 0.5,  # segmenter: mask level that counts as person
+    "person_min_fraction": 0.02,  # segmenter: share of the photo the mask must cover for "person found"
+    "person_min_confidence": 0.65,  # segmenter: mean certainty of that mask needed for it without a face
+    "person_fg_level": 0.9,  # segmenter: mask level seeding definite foreground
+    "person_bg_level": 0.1,  # segmenter: below this (and away from the mask) is definite background
 }
 
 # Person prior around a face box of width w and height h, centre (cx, cy), chin at y1. Fractions of w/h.
@@ -71,6 +102,11 @@ _BODY_ENVELOPE = (1.2, 3.6, 5.0)  # envelope: half-widths likewise (w)
 _MIN_FACE_PX = 4.0  # face boxes narrower than this (work pixels) are ignored as noise
 _MAX_HOLE_FRACTION = 1 / 300  # enclosed background holes smaller than this share of the image are filled
 _FG_LEVEL = 0.9999  # pymatting's trimap_split treats >= 0.9 as foreground; we use exact 0 / 0.5 / 1
+_MASK_ERODE = 0.01  # segmenter prior: definite foreground is eroded by this share of the work long side
+_MASK_BAND = 0.03  # segmenter prior: probable background reaches this share of the long side beyond the mask
+# GrabCut labels ordered from background to foreground, for merging priors by "most foreground wins".
+_RANK = {cv2.GC_BGD: 0, cv2.GC_PR_BGD: 1, cv2.GC_PR_FGD: 2, cv2.GC_FGD: 3}
+_BY_RANK = np.array([cv2.GC_BGD, cv2.GC_PR_BGD, cv2.GC_PR_FGD, cv2.GC_FGD], np.uint8)
 
 
 @dataclass
@@ -86,6 +122,11 @@ class Matte:
     notes: list[str] = field(default_factory=list)  # human-readable notes
     model_runtime: str | None = None  # "onnxruntime" | "tensorflow" for bshm, None for classical
     seconds: float = 0.0  # wall time of `Matter.matte`
+    # What the person decision and the classical prior came from: "bshm" | "segmenter" | "faces" |
+    # "segmenter+faces" | "none" (classical, nothing found).
+    person_source: str = "none"
+    person_coverage: float | None = None  # segmenter: share of the photo its mask covers (person_threshold)
+    person_model: dict | None = None  # segmenter provenance (`PersonSegmenter.info`), None when not used
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -297,6 +338,54 @@ def person_prior(
     return labels, head > 0
 
 
+def head_prior(shape: tuple[int, int], face_boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
+    """GrabCut labels from faces for the head only: face core definite, head and hair probable foreground,
+    a head envelope probable background, definite background elsewhere (the body is left to a mask)."""
+    h, w = shape
+    labels = np.full((h, w), cv2.GC_BGD, np.uint8)
+    for x0, y0, x1, y1 in face_boxes:
+        fw, fh = x1 - x0, y1 - y0
+        if fw < _MIN_FACE_PX or fh < _MIN_FACE_PX:
+            continue
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        for (ax, ay, shift), value in ((_HEAD_ENVELOPE, cv2.GC_PR_BGD), (_HEAD_PROBABLE, cv2.GC_PR_FGD)):
+            zone = np.zeros((h, w), np.uint8)
+            _ellipse(zone, (cx, cy + shift * fh), (ax * fw, ay * fh), 1)
+            labels = merge_labels(labels, np.where(zone > 0, value, cv2.GC_BGD).astype(np.uint8))
+        core = np.zeros((h, w), np.uint8)
+        _ellipse(core, (cx, cy), (_FACE_CORE[0] * fw, _FACE_CORE[1] * fh), 1)
+        labels[core > 0] = cv2.GC_FGD
+    return labels
+
+
+def mask_prior(mask: np.ndarray, threshold: float, fg_level: float, bg_level: float) -> np.ndarray:
+    """GrabCut labels (H×W uint8) from a soft person mask (H×W float in [0, 1]).
+
+    Definite foreground: mask >= `fg_level`, eroded by about 1 % of the long side (the mask comes from a
+    256-pixel model: its edge is not where the photo's edge is). Probable foreground: mask >= `threshold`.
+    Probable background: mask >= `bg_level`, or within about 3 % of the long side of the probable
+    foreground. Definite background: the rest.
+    """
+    h, w = mask.shape
+    long_side = max(h, w)
+    person = (mask >= threshold).astype(np.uint8)
+    sure = cv2.erode((mask >= fg_level).astype(np.uint8), _disk(max(1, round(_MASK_ERODE * long_side)))) > 0
+    near = cv2.dilate(person, _disk(max(1, round(_MASK_BAND * long_side)))) > 0
+    labels = np.full((h, w), cv2.GC_BGD, np.uint8)
+    labels[near | (mask >= bg_level)] = cv2.GC_PR_BGD
+    labels[person > 0] = cv2.GC_PR_FGD
+    labels[sure] = cv2.GC_FGD
+    return labels
+
+
+def merge_labels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pixel, the more foreground of two GrabCut label maps (BGD < PR_BGD < PR_FGD < FGD)."""
+    rank = np.zeros(256, np.uint8)
+    for label, r in _RANK.items():
+        rank[label] = r
+    return _BY_RANK[np.maximum(rank[a], rank[b])]
+
+
 def _to_u8(image: np.ndarray) -> np.ndarray:
     """8-bit copy for GrabCut, which only takes CV_8UC3 (an algorithm input, not a file conversion)."""
     return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -432,6 +521,22 @@ class Matter:
         self.backend = "bshm" if self._model is not None else "classical"
         logger.info("matting backend %s (requested %s)", self.backend, requested)
 
+        prior = self.cfg["person_prior"]
+        if prior not in PERSON_PRIORS:
+            raise ValueError(f"matting.person_prior must be one of {PERSON_PRIORS}, got {prior!r}")
+        self._segmenter: PersonSegmenter | None = None
+        if self.backend == "classical" and prior == "segmenter":  # loaded once per job, never for bshm
+            try:
+                self._segmenter = PersonSegmenter(
+                    self.cfg["person_model"],
+                    max_side=int(self.cfg["person_side"]),
+                    face_crop=float(self.cfg["person_face_crop"]),
+                    tiles=int(self.cfg["person_tiles"]),
+                )
+            except (ImportError, OSError, ValueError, RuntimeError) as err:
+                logger.warning("person segmenter unavailable (%s); the classical prior uses faces only", err)
+                self._setup_notes.append(f"person_prior segmenter unavailable ({err}); used the faces prior")
+
     def matte(self, image: np.ndarray, face_boxes: list[tuple[float, float, float, float]]) -> Matte:
         """Alpha matte and foreground colours of the person in `image` (H×W×3 float32 RGB in [0, 1])."""
         if image.ndim != 3 or image.shape[2] != 3:
@@ -486,12 +591,57 @@ class Matter:
             person_found=person,
             notes=notes,
             model_runtime=self._model.runtime,
+            person_source="bshm",
+            person_coverage=coverage,
         )
 
     def _matte_classical(self, image: np.ndarray, boxes: list[tuple[float, ...]]) -> Matte:
         cfg = self.cfg
         H, W = image.shape[:2]
-        if not boxes:
+        work, ws = resize_long_side(image, int(cfg["work_side"]))
+        work_boxes = [tuple(v * ws for v in b) for b in boxes]
+        notes: list[str] = []
+
+        # 0. Person prior: the segmenter's mask (whole photo + face crops) and/or the faces.
+        mask = None
+        coverage = None
+        if self._segmenter is not None:
+            mask_small = self._segmenter.person_mask(image, boxes)
+            threshold = float(cfg["person_threshold"])
+            coverage = mask_coverage(mask_small, threshold)
+            confidence = mask_confidence(mask_small, threshold)
+            if boxes:  # faces say there is a person; use the mask if it agrees somewhere
+                to_mask = mask_small.shape[1] / W
+                faces_covered = max(box_coverage(mask_small, b, to_mask, threshold) for b in boxes)
+                use_mask = coverage >= float(cfg["person_min_fraction"]) or faces_covered >= 0.5
+            else:  # the mask alone must be large and sure enough
+                use_mask = coverage >= float(cfg["person_min_fraction"]) and (
+                    confidence >= float(cfg["person_min_confidence"])
+                )
+            notes.append(
+                f"person segmenter: mask covers {coverage:.3f} of the photo (person_min_fraction "
+                f"{cfg['person_min_fraction']}), confidence {confidence:.2f} (person_min_confidence "
+                f"{cfg['person_min_confidence']}, needed without a face): "
+                + ("mask used as prior" if use_mask else "mask not used")
+            )
+            if use_mask:
+                mask = cv2.resize(mask_small, (work.shape[1], work.shape[0]), interpolation=cv2.INTER_LINEAR)
+        if mask is not None:
+            labels = mask_prior(
+                mask, float(cfg["person_threshold"]), float(cfg["person_fg_level"]), float(cfg["person_bg_level"])
+            )
+            if boxes:
+                labels = merge_labels(labels, head_prior(work.shape[:2], work_boxes))
+                source = "segmenter+faces"
+            else:
+                source = "segmenter"
+                notes.append("no face found, but the person segmenter found a person")
+        elif boxes:
+            labels, _ = person_prior(work.shape[:2], work_boxes)
+            source = "faces"
+        else:
+            why = ("the person segmenter found no person" if self._segmenter is not None
+                   else "no face found: the faces prior seeds from faces")
             return Matte(
                 alpha=np.zeros((H, W), np.float32),
                 foreground=image.copy(),
@@ -499,18 +649,20 @@ class Matter:
                 model_file=None,
                 model_sha256=None,
                 person_found=False,
-                notes=["no face found: matte is empty by rule (the classical backend seeds from faces)"],
+                notes=notes + [f"no person: matte is empty ({why})"],
+                person_source="none",
+                person_coverage=coverage,
+                person_model=self._segmenter.info() if self._segmenter is not None else None,
             )
-        # 1. Coarse segmentation: GrabCut seeded by the face-based prior on a small copy.
-        work, ws = resize_long_side(image, int(cfg["work_side"]))
-        labels, _ = person_prior(work.shape[:2], [tuple(v * ws for v in b) for b in boxes])
+
+        # 1. Coarse segmentation: GrabCut seeded by the prior on a small copy.
         fg_work = _grabcut(work, labels, int(cfg["grabcut_iters"]))
 
         # 2. Closed-form alpha in a narrow band on the matting copy.
         mat, ms = resize_long_side(image, int(cfg["matte_side"]))
         mh, mw = mat.shape[:2]
         fg_mat = cv2.resize(fg_work.astype(np.float32), (mw, mh), interpolation=cv2.INTER_LINEAR) >= 0.5
-        _, head = person_prior((mh, mw), [tuple(v * ms for v in b) for b in boxes])
+        head = person_prior((mh, mw), [tuple(v * ms for v in b) for b in boxes])[1] if boxes else None
         trimap = make_trimap(fg_mat, int(cfg["unknown_band_px"]), head, float(cfg["hair_band_factor"]))
         alpha_mat = closed_form_alpha(mat, trimap, float(cfg["cf_epsilon"]))
 
@@ -518,10 +670,10 @@ class Matter:
         alpha = guided_upsample(alpha_mat, image, int(cfg["guided_radius"]), float(cfg["guided_eps"]), mat)
         foreground = estimate_foreground(image, alpha, int(cfg["foreground_side"]))
         unknown = int(np.count_nonzero((trimap > 0) & (trimap < _FG_LEVEL)))
-        notes = [
-            f"classical: {len(boxes)} face(s); grabcut on {work.shape[1]}x{work.shape[0]}, "
+        notes.append(
+            f"classical ({source} prior): {len(boxes)} face(s); grabcut on {work.shape[1]}x{work.shape[0]}, "
             f"closed-form on {mw}x{mh} with {unknown} unknown pixels"
-        ]
+        )
         return Matte(
             alpha=alpha,
             foreground=foreground,
@@ -530,4 +682,7 @@ class Matter:
             model_sha256=None,
             person_found=True,
             notes=notes,
+            person_source=source,
+            person_coverage=coverage,
+            person_model=self._segmenter.info() if self._segmenter is not None else None,
         )

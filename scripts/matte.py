@@ -19,9 +19,13 @@ for note in matte.notes:
     log.info(note)
 
 fallback = matte.backend == "classical" and snakemake.params.cfg.get("backend", "auto") == "auto"
+# The classical backend has no matting weights: its model in the provenance is the person segmenter, if used.
+person_model = matte.person_model or {}
 prov = Provenance(stage="matting", backend=matte.backend, fallback=fallback,
-                  model_file=matte.model_file or "", model_sha256=matte.model_sha256 or "",
-                  parameters=snakemake.params.cfg)
+                  model_file=matte.model_file or person_model.get("model_file", ""),
+                  model_sha256=matte.model_sha256 or person_model.get("model_sha256", ""),
+                  parameters={**snakemake.params.cfg, "person_source": matte.person_source,
+                              "person_model_sha256": person_model.get("model_sha256", "")})
 with exiftool_session() as et:
     with atomic_output(Path(snakemake.output.matte)) as tmp:
         tmp.write_bytes(encode_image(matte.alpha, ".png", 8))
@@ -37,6 +41,9 @@ record = {
     "model_runtime": matte.model_runtime,
     "seconds": matte.seconds,
     "person_found": matte.person_found,
+    "person_source": matte.person_source,
+    "person_coverage": matte.person_coverage,
+    "person_model": matte.person_model,
     "coverage": float(matte.alpha.mean()),
     "notes": matte.notes,
 }

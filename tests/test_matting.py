@@ -17,7 +17,10 @@ from photoarchive.matting import (  # noqa: E402
     Matter,
     estimate_foreground,
     guided_upsample,
+    head_prior,
     make_trimap,
+    mask_prior,
+    merge_labels,
     person_prior,
     resolve_model_path,
 )
@@ -86,13 +89,146 @@ def test_foreground_shape_range_and_identity_where_opaque(classical_result) -> N
     assert np.abs(fg[opaque] - image[opaque]).max() < 0.02
 
 
-def test_no_faces_gives_empty_matte() -> None:
+def test_faces_prior_without_faces_gives_empty_matte() -> None:
     image, _, _ = _portrait()
-    result = Matter(CLASSICAL, Path("/nonexistent/models")).matte(image, [])
-    assert not result.person_found
+    result = Matter({**CLASSICAL, "person_prior": "faces"}, Path("/nonexistent/models")).matte(image, [])
+    assert not result.person_found and result.person_source == "none" and result.person_model is None
     assert result.alpha.shape == (H, W) and not result.alpha.any()
     assert any("no face" in note for note in result.notes)
     assert result.foreground.shape == (H, W, 3)
+
+
+def _astronaut_small() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-image's astronaut at 256×256 with her face blurred (no detector would find it), and a box
+    inside her suit that must be foreground."""
+    from skimage import data
+
+    image = data.astronaut().astype(np.float32) / 255.0
+    image[50:175, 160:290] = cv2.GaussianBlur(image[50:175, 160:290], (0, 0), 12)
+    image = cv2.resize(image, (256, 256), interpolation=cv2.INTER_AREA)
+    suit = np.zeros((256, 256), bool)
+    suit[150:240, 30:130] = True
+    return image, suit
+
+
+def test_segmenter_prior_mattes_a_person_without_a_face_box() -> None:
+    pytest.importorskip("ai_edge_litert")
+    image, suit = _astronaut_small()
+    result = Matter(CLASSICAL, Path("/nonexistent/models")).matte(image, [])
+    assert result.person_found and result.person_source == "segmenter"
+    assert result.alpha[suit].mean() > 0.9
+    assert result.alpha[:40, 215:].mean() < 0.05  # top right: wall and shuttle
+    assert result.person_model is not None and len(result.person_model["model_sha256"]) == 64
+    assert result.person_coverage is not None and result.person_coverage > 0.3
+    assert any("no face found, but the person segmenter found a person" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("scene", ["paper", "text"])
+def test_segmenter_prior_finds_no_person_on_paper_or_text(scene: str) -> None:
+    pytest.importorskip("ai_edge_litert")
+    from skimage import data
+
+    rng = np.random.default_rng(3)
+    if scene == "paper":
+        grain = cv2.GaussianBlur(rng.standard_normal((H, W)).astype(np.float32), (0, 0), 1.0)
+        image = np.clip(np.array([0.86, 0.80, 0.68], np.float32) * (1 + 0.05 * grain)[..., None], 0, 1)
+    else:
+        image = np.repeat(data.text()[..., None], 3, axis=2).astype(np.float32) / 255.0
+    result = Matter(CLASSICAL, Path("/nonexistent/models")).matte(image, [])
+    assert not result.person_found and result.person_source == "none"
+    assert not result.alpha.any()
+    assert result.person_coverage is not None and result.person_coverage < 0.005
+
+
+class _FakeSegmenter:
+    """Stands in for PersonSegmenter: returns a fixed mask (a sure or a hesitant one) at the image size."""
+
+    def __init__(self, level: float) -> None:
+        self.level = level
+
+    def person_mask(self, image: np.ndarray, boxes: list) -> np.ndarray:
+        mask = np.zeros(image.shape[:2], np.float32)
+        mask[80:, 100:220] = self.level
+        return mask
+
+    def info(self) -> dict:
+        return {"model_file": "fake.tflite", "model_sha256": "0" * 64}
+
+
+@pytest.mark.parametrize(("level", "found"), [(0.98, True), (0.7, False)])
+def test_person_without_face_needs_a_confident_mask(level: float, found: bool) -> None:
+    image, _, _ = _portrait()
+    matter = Matter(CLASSICAL, Path("/nonexistent/models"))
+    matter._segmenter = _FakeSegmenter(level)  # mean certainty (0.7 - 0.5) / 0.5 = 0.4 < 0.65
+    result = matter.matte(image, [])
+    assert result.person_found is found
+    assert bool(result.alpha.any()) is found
+    assert result.person_source == ("segmenter" if found else "none")
+
+
+class _BoxSegmenter(_FakeSegmenter):
+    """A sure mask over one rectangle (x0, y0, x1, y1) only."""
+
+    def __init__(self, rect: tuple[int, int, int, int]) -> None:
+        super().__init__(1.0)
+        self.rect = rect
+
+    def person_mask(self, image: np.ndarray, boxes: list) -> np.ndarray:
+        x0, y0, x1, y1 = self.rect
+        mask = np.zeros(image.shape[:2], np.float32)
+        mask[y0:y1, x0:x1] = 1.0
+        return mask
+
+
+@pytest.mark.parametrize(("rect", "source"), [((120, 40, 200, 130), "segmenter+faces"), ((0, 0, 60, 60), "faces")])
+def test_with_faces_a_small_mask_is_used_where_it_covers_a_face(rect, source: str) -> None:
+    image, _, face = _portrait()
+    matter = Matter({**CLASSICAL, "person_min_fraction": 0.2}, Path("/nonexistent/models"))
+    matter._segmenter = _BoxSegmenter(rect)  # covers < 20 % of the photo either way
+    result = matter.matte(image, [face])
+    assert result.person_found and result.person_source == source
+
+
+def test_segmenter_loads_once_per_job_and_not_for_the_faces_prior(monkeypatch) -> None:
+    pytest.importorskip("ai_edge_litert")
+    import photoarchive.matting as matting
+
+    loads = []
+    real = matting.PersonSegmenter
+    monkeypatch.setattr(matting, "PersonSegmenter", lambda *a, **k: loads.append(1) or real(*a, **k))
+    image, _, face = _portrait()
+    matter = Matter(CLASSICAL, Path("/nonexistent/models"))
+    for boxes in ([face], []):
+        matter.matte(image, boxes)
+    assert len(loads) == 1
+    Matter({**CLASSICAL, "person_prior": "faces"}, Path("/nonexistent/models"))
+    assert len(loads) == 1
+
+
+def test_missing_segmenter_falls_back_to_the_faces_prior(tmp_path: Path) -> None:
+    image, _, face = _portrait()
+    matter = Matter({**CLASSICAL, "person_model": str(tmp_path / "absent.tflite")}, tmp_path / "models")
+    assert any("person_prior segmenter unavailable" in note for note in matter._setup_notes)
+    result = matter.matte(image, [face])
+    assert result.person_found and result.person_source == "faces" and result.person_model is None
+    assert any("absent.tflite" in note for note in result.notes)
+    assert not matter.matte(image, []).person_found  # the old rule: no face, no person
+
+
+def test_mask_prior_and_merge() -> None:
+    mask = np.zeros((100, 100), np.float32)
+    mask[30:90, 30:70] = 1.0
+    mask[20:30, 30:70] = 0.6
+    labels = mask_prior(mask, 0.5, 0.9, 0.1)
+    assert labels[60, 50] == cv2.GC_FGD  # deep inside the confident mask
+    assert labels[25, 50] == cv2.GC_PR_FGD  # weak mask
+    assert labels[60, 72] == cv2.GC_PR_BGD  # just outside: the band around the mask
+    assert labels[0, 0] == cv2.GC_BGD
+    head = head_prior((100, 100), [(40.0, 5.0, 60.0, 25.0)])
+    assert head[15, 50] == cv2.GC_FGD and head[90, 5] == cv2.GC_BGD
+    merged = merge_labels(labels, head)
+    assert merged[15, 50] == cv2.GC_FGD and merged[60, 50] == cv2.GC_FGD and merged[0, 0] == cv2.GC_BGD
+    assert merge_labels(np.array([cv2.GC_PR_BGD], np.uint8), np.array([cv2.GC_BGD], np.uint8))[0] == cv2.GC_PR_BGD
 
 
 def test_auto_picks_classical_when_model_absent(tmp_path: Path) -> None:
@@ -114,6 +250,8 @@ def test_bshm_with_missing_file_names_the_file(tmp_path: Path) -> None:
 def test_bad_config_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="backend"):
         Matter({"backend": "magic"}, tmp_path)
+    with pytest.raises(ValueError, match="person_prior"):
+        Matter({"backend": "classical", "person_prior": "magic"}, tmp_path)
     with pytest.raises(ValueError, match="unknown matting config"):
         Matter({"radius": 3}, tmp_path)
 
