@@ -94,7 +94,7 @@ DETECTOR_DEFAULTS: dict[str, Any] = {
     "min_face_px": 40,
     "min_score": 0.9,  # RetinaFace face probability
     "pyramid": [320, 640, 1280],  # retinaface_mobile: long sides of the passes (never above the photo's)
-    "mobile_min_score": 0.8,  # retinaface_mobile face probability
+    "mobile_min_score": 0.9,  # retinaface_mobile face probability
     "haar_min_score": 0.85,  # Haar pseudo-score 1 - exp(-levelWeight / 2), i.e. levelWeight ≥ 3.8
     "max_faces": 50,
     "haar_scale_factor": 1.1,
