@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from people import people_photos  # noqa: E402
+from people import load_rgb, people_photos  # noqa: E402
 
 from photoarchive import qa  # noqa: E402
 from photoarchive.enhance import enhance  # noqa: E402
@@ -133,9 +133,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     config = load_config()
-    truth = json.loads((ROOT / "bench" / "data" / "faces_truth.json").read_text())
-    photos = [(name, path) for name, path in people_photos() if name in truth and not truth[name].get("exclude")]
-    photos.sort()
+    truth = json.loads((ROOT / "bench" / "data" / "faces_truth.json").read_text())["photos"]
+    photos = sorted((name, path) for name, path in people_photos() if name in truth)
     if args.half != "all":  # a fixed split: every other photo in name order
         photos = [p for i, p in enumerate(photos) if (i % 2 == 0) == (args.half == "tune")]
     detector = FaceDetector(config["faces"], ROOT / "models")
@@ -145,7 +144,7 @@ def main() -> None:
 
     loaded = []
     for index, (name, path) in enumerate(photos):
-        image = _read_rgb(path)
+        image = load_rgb(path)
         master = aged_print(cap(image, args.long_side), seed=index, strength=args.strength)
         faces, _ = detector.detect(master)
         loaded.append((name, master, faces))
@@ -183,13 +182,6 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     summarise(rows, args, time.perf_counter() - started)
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot read {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
 def _rule(reason: str) -> str:
