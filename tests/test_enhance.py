@@ -31,7 +31,8 @@ CFG = {
     "nlmeans": {"h_max": 12.0, "colour_factor": 1.0, "template_window": 7, "search_window": 7},
     "stretch": {"low_percent": 0.5, "high_percent": 99.5},
     "clahe": {"clip_limit": 2.0, "tiles": 8, "bins": 256},
-    "unsharp": {"amount_max": 1.5, "sigma": 1.0},
+    "unsharp": {"amount_max": 1.5, "sigma": 1.0, "max_overshoot": 0.02},
+    "tone": "keep",
 }
 
 
