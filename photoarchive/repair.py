@@ -324,7 +324,11 @@ def _creases(gray: np.ndarray, cfg: dict, floor: float, faces: np.ndarray | None
 
 def fill(image: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.ndarray:
     """Fill the `mask` pixels of `image`: Telea inpainting of the low-pass layer plus grain copied from
-    nearby undamaged pixels (the high-pass layer at the nearest clean offset)."""
+    nearby undamaged pixels (the high-pass layer at the nearest clean offset).
+
+    The low-pass layer is a normalised convolution that ignores the damage and its 2-px rim, so neither
+    the fill's tone nor the borrowed grain carries any of the damage.
+    """
     image = check_image(image)
     out = image.copy()
     if not mask.any():
@@ -332,47 +336,47 @@ def fill(image: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.ndarray:
     m8 = mask.astype(np.uint8)
     regions = cv2.dilate(m8, np.ones((15, 15), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(regions, connectivity=8)
-    high = image - cv2.GaussianBlur(image, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
+    rim = cv2.dilate(m8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
     h, w = mask.shape
     pad = 24
     # Work per damaged region (bounding box plus a margin): memory and time follow the damage, not the scan.
     for k in range(1, count):
         x, y, bw, bh = stats[k, :4]
         y0, y1, x0, x1 = max(0, y - pad), min(h, y + bh + pad), max(0, x - pad), min(w, x + bw + pad)
-        region_mask = m8[y0:y1, x0:x1] & (labels[y0:y1, x0:x1] == k)
+        region_mask = m8[y0:y1, x0:x1] & (labels[y0:y1, x0:x1] == k).astype(np.uint8)
         if not region_mask.any():
             continue
-        crop = image[y0:y1, x0:x1]
-        low = cv2.GaussianBlur(crop, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
-        filled = np.stack([cv2.inpaint(np.ascontiguousarray(low[..., c]), region_mask, radius, cv2.INPAINT_TELEA)
-                           for c in range(3)], axis=-1)
-        grain = _borrow_grain(high, mask, (y0, y1, x0, x1), region_mask)
+        crop, valid = image[y0:y1, x0:x1], (~rim[y0:y1, x0:x1]).astype(np.float32)
+        weight = cv2.GaussianBlur(valid, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
+        low = cv2.GaussianBlur(crop * valid[..., None], (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
+        low = low / np.maximum(weight, 1e-3)[..., None]
+        unknown = (weight < 0.05).astype(np.uint8) | region_mask
+        # OpenCV's float Telea is unstable on [0, 1] values (its gradient term overshoots): work in 0–255.
+        filled = np.stack([cv2.inpaint(np.ascontiguousarray(low[..., c] * np.float32(255)), unknown, radius,
+                                       cv2.INPAINT_TELEA) for c in range(3)], axis=-1) * np.float32(1 / 255)
+        high = (crop - filled) * valid[..., None]
+        grain = _borrow_grain(high, valid > 0, region_mask)
         sel = region_mask.astype(bool)
         out[y0:y1, x0:x1][sel] = filled[sel] + grain[sel]
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def _borrow_grain(high: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
-                  region_mask: np.ndarray) -> np.ndarray:
-    """High-pass values for the region's damaged pixels, each from the nearest offset (among a few
-    directions and distances) whose source pixel is undamaged."""
-    y0, y1, x0, x1 = box
-    h, w = mask.shape
-    grain = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
-    todo = region_mask.astype(bool).copy()
-    yy, xx = np.nonzero(todo)
-    for distance in (4, 7, 11, 16, 24):
-        if not yy.size:
-            break
+def _borrow_grain(high: np.ndarray, valid: np.ndarray, region_mask: np.ndarray) -> np.ndarray:
+    """High-pass values for the damaged pixels of one region crop, each from the nearest offset (among
+    8 directions and a few distances) whose source pixel is `valid` (away from any damage)."""
+    h, w = valid.shape
+    grain = np.zeros((h, w, 3), np.float32)
+    yy, xx = np.nonzero(region_mask)
+    for distance in (5, 8, 12, 17, 23):
         for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0), (1, 1), (-1, -1), (1, -1), (-1, 1)):
-            sy = np.clip(yy + y0 + dy * distance, 0, h - 1)
-            sx = np.clip(xx + x0 + dx * distance, 0, w - 1)
-            ok = ~mask[sy, sx]
-            if ok.any():
-                grain[yy[ok], xx[ok]] = high[sy[ok], sx[ok]]
-                yy, xx = yy[~ok], xx[~ok]
             if not yy.size:
-                break
+                return grain
+            sy, sx = yy + dy * distance, xx + dx * distance
+            inside = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
+            ok = np.zeros(yy.size, bool)
+            ok[inside] = valid[sy[inside], sx[inside]]
+            grain[yy[ok], xx[ok]] = high[sy[ok], sx[ok]]
+            yy, xx = yy[~ok], xx[~ok]
     return grain
 
 
