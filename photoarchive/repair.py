@@ -46,7 +46,7 @@ DAMAGE_TYPES = ("scratch", "dust", "crease")
 # Colour of each damage type in the published `<name>_damage.png` (black: no damage).
 DAMAGE_COLOURS = {"scratch": (1.0, 0.0, 0.0), "dust": (1.0, 1.0, 0.0), "crease": (0.0, 0.5, 1.0)}
 REPAIR_KEYS = ("enabled", "types", "sensitivity", "max_width", "min_length", "dust_max_area", "seed_z",
-               "grow_z", "line_z", "density_max", "neighbours_max", "face_factor", "dilate", "strip_rows",
+               "grow_z", "line_z", "density_max", "edge_max", "max_bend", "neighbours_max", "face_factor", "dilate", "strip_rows",
                "crease")
 # Line-averaging kernels: length (px) and number of angles.
 _LINE_LENGTH = 21
@@ -139,8 +139,8 @@ def _local_scale(residual: np.ndarray, floor: float, block: int = 32) -> np.ndar
     return cv2.GaussianBlur(scale, (0, 0), block / 2)
 
 
-def _zscores(gray: np.ndarray, width: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """(bright z, dark z): two-sided line contrast of `gray` in units of its local robust spread.
+def _zscores(gray: np.ndarray, width: int, floor: float) -> tuple[np.ndarray, ...]:
+    """(bright z, dark z, bright contrast, dark contrast): two-sided line contrast of `gray` in units of its local robust spread.
 
     At 8 angles the pixel is compared with the two pixels `width` + 1 px away on either side: a bright
     line is brighter than both, by the smaller of the two differences, less half their difference (a
@@ -160,7 +160,7 @@ def _zscores(gray: np.ndarray, width: int, floor: float) -> tuple[np.ndarray, np
         asym = np.abs(sides[0] - sides[1]) * np.float32(0.5)
         np.maximum(bright, np.minimum(smooth - sides[0], smooth - sides[1]) - asym, out=bright)
         np.maximum(dark, np.minimum(sides[0] - smooth, sides[1] - smooth) - asym, out=dark)
-    return bright / _local_scale(bright, floor), dark / _local_scale(dark, floor)
+    return bright / _local_scale(bright, floor), dark / _local_scale(dark, floor), bright, dark
 
 
 def _hysteresis(z: np.ndarray, seed: float, grow: float) -> np.ndarray:
@@ -184,32 +184,57 @@ def _line_response(z: np.ndarray) -> np.ndarray:
     return best
 
 
-def _components(candidates: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-component measures of a boolean candidate mask (index 0 is the background)."""
-    count, labels, stats, centroids = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
-    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
-    inner = cv2.erode(candidates.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
-                      borderValue=0)
-    outline = np.bincount(labels[(candidates > 0) & (inner == 0)], minlength=count).astype(np.float64)
-    diagonal = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    length = np.maximum(diagonal, outline / 2.0)
-    width = area / np.maximum(length, 1.0)
+def _components(candidates: np.ndarray, z: np.ndarray, join: int = 2) -> dict[str, np.ndarray]:
+    """Per-component measures of a boolean candidate mask (index 0 is the background).
+
+    Candidates closer than `join` px are one component (a scratch broken by the grain stays one long
+    line; texture merges into broad patches, which the width test then rejects). Area and peak count
+    candidate pixels only; length is the larger of the bounding box diagonal and half the outline of
+    the joined shape.
+    """
+    cand8 = candidates.astype(np.uint8)
+    joined = cv2.dilate(cand8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * join + 1,) * 2)) if join else cand8
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    inner = cv2.erode(joined, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    outline = np.bincount(labels[(joined > 0) & (inner == 0)], minlength=count).astype(np.float64)
+    labels = np.where(candidates, labels, 0)
     flat = labels.ravel()
+    area = np.bincount(flat, minlength=count).astype(np.float64)
+    area[0] = 0.0
+    diagonal = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) - 2 * join
+    length = np.maximum(np.maximum(diagonal, outline / 2.0 - 2 * join), 1.0)
+    width = area / length
     peak = np.full(count, -np.inf)
     np.maximum.at(peak, flat, z.ravel())
+    zsum = np.bincount(flat, weights=z.ravel(), minlength=count)
+    # Bend: spread across / spread along the component's main axis (second moments of its pixels):
+    # about 0 for a straight line, 0.13 for an arc bent by an eighth of its length, 0.3+ for a rim.
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs]
+    n = np.maximum(area, 1.0)
+    moments = [np.bincount(lab, weights=v, minlength=count) / n
+               for v in (xs.astype(np.float64), ys.astype(np.float64), xs * xs.astype(np.float64),
+                         ys * ys.astype(np.float64), xs * ys.astype(np.float64))]
+    mx, my, mxx, myy, mxy = moments
+    sxx, syy, sxy = mxx - mx * mx, myy - my * my, mxy - mx * my
+    half_trace, root = (sxx + syy) / 2, np.sqrt(((sxx - syy) / 2) ** 2 + sxy**2)
+    bend = np.sqrt(np.maximum(half_trace - root, 0.0) / np.maximum(half_trace + root, 1e-9))
     return {"count": count, "labels": labels, "area": area, "length": length, "width": width, "peak": peak,
-            "centroids": centroids}
+            "bend": bend,
+            "zmean": zsum / np.maximum(area, 1.0), "centroids": centroids}
 
 
-def _neighbourhood(candidates: np.ndarray, comps: dict, window: int, count_window: int,
+def _neighbourhood(texture: np.ndarray, comps: dict, window: int, count_window: int,
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(other-candidate density, other-component count) around each component."""
+    """(share of `texture` pixels, other-component count) around each component.
+
+    `texture`: every pixel above the grow threshold, seeded or not; a lone scratch of width w covers
+    about w / `window` of its neighbourhood, text, brick joints, fabric or hair much more.
+    """
     labels, count = comps["labels"], comps["count"]
-    density = cv2.blur(candidates.astype(np.float32), (window, window), borderType=cv2.BORDER_REFLECT)
+    density = cv2.blur(texture.astype(np.float32), (window, window), borderType=cv2.BORDER_REFLECT)
     mean_density = np.bincount(labels.ravel(), weights=density.ravel(), minlength=count)
     mean_density /= np.maximum(comps["area"], 1.0)
-    own = np.minimum(comps["area"], comps["width"] * window) / float(window * window)
-    other_density = np.maximum(mean_density - own, 0.0)
     h, w = labels.shape
     dots = np.zeros((h, w), np.float32)
     cy = np.clip(np.rint(comps["centroids"][1:, 1]).astype(int), 0, h - 1)
@@ -218,7 +243,7 @@ def _neighbourhood(candidates: np.ndarray, comps: dict, window: int, count_windo
     counts = cv2.boxFilter(dots, -1, (count_window, count_window), normalize=False, borderType=cv2.BORDER_CONSTANT)
     near = np.zeros(count)
     near[1:] = counts[cy, cx] - 1.0
-    return other_density, near
+    return mean_density, near
 
 
 def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray | None,
@@ -231,7 +256,15 @@ def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray |
     types = set(cfg["types"])
     h, w = gray.shape
     out = {"scratch": np.zeros((h, w), bool), "dust": np.zeros((h, w), bool)}
-    for z in _zscores(gray, max_width, floor):
+    # Slope of the picture under the marks (marks removed by a median a little wider than them, then smoothed): a
+    # highlight or shadow line along an object's outline sits on a steep slope, a scratch across the
+    # picture mostly on flat ground.
+    gray8 = np.clip(gray * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
+    ground = cv2.GaussianBlur(cv2.medianBlur(gray8, 2 * max_width + 3).astype(np.float32) / np.float32(255), (0, 0), 2.0)
+    slope = cv2.magnitude(cv2.Sobel(ground, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(ground, cv2.CV_32F, 0, 1, ksize=3))
+    slope *= np.float32(4.0 / 8.0)  # Sobel gain 8; the rise over 4 px
+    bright_z, dark_z, bright_c, dark_c = _zscores(gray, max_width, floor)
+    for z, contrast in ((bright_z, bright_c), (dark_z, dark_c)):
         if face_mask is not None:
             z = np.where(face_mask, z / np.float32(cfg["face_factor"]), z)
         candidates = _hysteresis(z, seed, grow)
@@ -240,11 +273,17 @@ def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray |
         comps = _components(candidates, z)
         if comps["count"] <= 1:
             continue
-        density, near = _neighbourhood(candidates, comps, _DENSITY_WINDOW, _COUNT_WINDOW)
+        density, near = _neighbourhood(z >= grow, comps, _DENSITY_WINDOW, _COUNT_WINDOW)
+        flat = comps["labels"].ravel()
+        rise = np.bincount(flat, weights=slope.ravel(), minlength=comps["count"])
+        height = np.bincount(flat, weights=np.maximum(contrast, 0).ravel(), minlength=comps["count"])
+        on_edge = rise > float(cfg["edge_max"]) * height
         length, width, area, peak = comps["length"], comps["width"], comps["area"], comps["peak"]
-        quiet = density <= float(cfg["density_max"])
-        scratch = (length >= min_length) & (width <= max_width + 1) & (length >= 4 * width) & quiet
-        dust = ((area <= float(cfg["dust_max_area"]) * scale * scale) & (length < min_length) & (peak >= seed)
+        quiet = (density <= float(cfg["density_max"])) & ~on_edge
+        scratch = ((length >= min_length) & (width <= max_width + 1) & (length >= 4 * width) & quiet
+                   & (comps["bend"] <= float(cfg["max_bend"])))
+        compact = length <= 2.5 * np.sqrt(area) + 2.0  # a speck, not a piece of a line or an edge
+        dust = ((area <= float(cfg["dust_max_area"]) * scale * scale) & compact & (peak >= seed)
                 & quiet & (near <= float(cfg["neighbours_max"])) & (area >= 2))
         scratch[0] = dust[0] = False
         if "scratch" in types:

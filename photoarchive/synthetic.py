@@ -317,7 +317,8 @@ def add_damage(image: np.ndarray, seed: int, *, scratches: int = 6, dust: int = 
     Scratches: width 1–4 px, straight to curved, any angle, bright (2/3) or dark, contrast 0.08–0.45
     (a share `faint` of them 0.05–0.10). Dust: specks of radius 1–4 px, bright or dark. Creases: a
     long fold across the picture, a bright ridge with a dark shadow beside it. Masks (H×W bool) are the
-    pixels at least a quarter covered. The grainy clean image is the reference a repair aims at.
+    pixels at least a quarter covered whose value changed by 0.03 or more (clipped damage is
+    none). The grainy clean image is the reference a repair aims at.
     """
     rng = np.random.default_rng(seed)
     img = _as_rgb_float(image)
@@ -346,9 +347,13 @@ def add_damage(image: np.ndarray, seed: int, *, scratches: int = 6, dust: int = 
         shadow = _stroke(h, w, pts + np.array([3.0, 3.0]), 3)
         out = out + (0.35 * ridge - 0.25 * shadow * (1 - ridge))[..., None]
         masks["crease"] |= (ridge >= 0.25) | (shadow >= 0.25)
+    out = np.clip(out, 0, 1).astype(np.float32)
+    visible = np.abs(out - clean).max(axis=2) >= 0.03  # a dark scratch over black changes nothing: not damage
     masks["scratch"] &= ~masks["crease"]
     masks["dust"] &= ~(masks["crease"] | masks["scratch"])
-    return clean, np.clip(out, 0, 1).astype(np.float32), masks
+    for mask in masks.values():
+        mask &= visible
+    return clean, out, masks
 
 
 # Toning colours (Lab a*, b* at the mid-tones) of classic print toners.
