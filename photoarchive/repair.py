@@ -46,8 +46,8 @@ DAMAGE_TYPES = ("scratch", "dust", "crease")
 # Colour of each damage type in the published `<name>_damage.png` (black: no damage).
 DAMAGE_COLOURS = {"scratch": (1.0, 0.0, 0.0), "dust": (1.0, 1.0, 0.0), "crease": (0.0, 0.5, 1.0)}
 REPAIR_KEYS = ("enabled", "types", "sensitivity", "max_width", "min_length", "dust_max_area", "seed_z",
-               "grow_z", "line_z", "density_max", "edge_max", "max_bend", "neighbours_max", "face_factor", "dilate", "strip_rows",
-               "crease")
+               "grow_z", "line_z", "density_max", "edge_max", "max_bend", "dark_factor", "neighbours_max",
+               "face_factor", "dilate", "strip_rows", "crease")
 # Line-averaging kernels: length (px) and number of angles.
 _LINE_LENGTH = 21
 _LINE_ANGLES = 8
@@ -140,7 +140,8 @@ def _local_scale(residual: np.ndarray, floor: float, block: int = 32) -> np.ndar
 
 
 def _zscores(gray: np.ndarray, width: int, floor: float) -> tuple[np.ndarray, ...]:
-    """(bright z, dark z, bright contrast, dark contrast): two-sided line contrast of `gray` in units of its local robust spread.
+    """(bright z, dark z, bright contrast, dark contrast): two-sided line contrast of `gray`, and it in
+    units of its local robust spread.
 
     At 8 angles the pixel is compared with the two pixels `width` + 1 px away on either side: a bright
     line is brighter than both, by the smaller of the two differences, less half their difference (a
@@ -260,11 +261,15 @@ def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray |
     # highlight or shadow line along an object's outline sits on a steep slope, a scratch across the
     # picture mostly on flat ground.
     gray8 = np.clip(gray * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
-    ground = cv2.GaussianBlur(cv2.medianBlur(gray8, 2 * max_width + 3).astype(np.float32) / np.float32(255), (0, 0), 2.0)
+    ground = cv2.medianBlur(gray8, 2 * max_width + 3).astype(np.float32) * np.float32(1 / 255)
+    ground = cv2.GaussianBlur(ground, (0, 0), 2.0)
     slope = cv2.magnitude(cv2.Sobel(ground, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(ground, cv2.CV_32F, 0, 1, ksize=3))
     slope *= np.float32(4.0 / 8.0)  # Sobel gain 8; the rise over 4 px
     bright_z, dark_z, bright_c, dark_c = _zscores(gray, max_width, floor)
-    for z, contrast in ((bright_z, bright_c), (dark_z, dark_c)):
+    # Dark lines in pictures are common (eyebrows, pen strokes, wires, hair), dark scratches on prints
+    # rarer: a dark line must be `dark_factor` × longer and straighter to count as a scratch.
+    dark = float(cfg["dark_factor"])
+    for z, contrast, stretch in ((bright_z, bright_c, 1.0), (dark_z, dark_c, dark)):
         if face_mask is not None:
             z = np.where(face_mask, z / np.float32(cfg["face_factor"]), z)
         candidates = _hysteresis(z, seed, grow)
@@ -280,8 +285,8 @@ def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray |
         on_edge = rise > float(cfg["edge_max"]) * height
         length, width, area, peak = comps["length"], comps["width"], comps["area"], comps["peak"]
         quiet = (density <= float(cfg["density_max"])) & ~on_edge
-        scratch = ((length >= min_length) & (width <= max_width + 1) & (length >= 4 * width) & quiet
-                   & (comps["bend"] <= float(cfg["max_bend"])))
+        scratch = ((length >= min_length * stretch) & (width <= max_width + 1) & (length >= 4 * width) & quiet
+                   & (comps["bend"] <= float(cfg["max_bend"]) / stretch))
         compact = length <= 2.5 * np.sqrt(area) + 2.0  # a speck, not a piece of a line or an edge
         dust = ((area <= float(cfg["dust_max_area"]) * scale * scale) & compact & (peak >= seed)
                 & quiet & (near <= float(cfg["neighbours_max"])) & (area >= 2))

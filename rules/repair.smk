@@ -15,6 +15,8 @@ rule repair:
     params:
         cfg=config["repair"],
         catalogue=metadata_row,
+        faces_cfg=config["faces"],
+        models_dir=config["models_dir"],
     threads: 1
     resources:
         mem_mb=photo_mem_mb(80, 1000),  # float copies, z-maps and masks of one strip plus the whole image twice

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from photoarchive.faces import FaceDetector
 from photoarchive.imageio import atomic_output, encode_image, load_working, write_atomic
 from photoarchive.joblog import start_job
 from photoarchive.metadata import Provenance, exiftool_session, stamp_derivative
@@ -12,7 +13,13 @@ log = start_job(snakemake.log[0], snakemake.threads)
 master = Path(snakemake.input.image)
 pixels, depth = load_working(master)
 cfg = apply_overrides(snakemake.params.cfg, catalogue_overrides(snakemake.params.catalogue))
-repaired, masks, record = repair(pixels, cfg)
+faces = None
+if cfg["protect_faces"]:
+    # The cheap Haar cascade: faces only raise thresholds here (the faces stage finds them properly later).
+    detector = FaceDetector({**snakemake.params.faces_cfg, "detector": "haar"}, Path(snakemake.params.models_dir))
+    faces = [face.box for face in detector.detect(pixels)[0]]
+    log.info("%d face(s) protected", len(faces))
+repaired, masks, record = repair(pixels, cfg, faces)
 log.info("repaired share of pixels: %s", record["shares_text"])
 
 parameters = {**record["parameters"], "repaired": record["shares"]}
