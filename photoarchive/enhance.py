@@ -56,6 +56,11 @@ _MEASURE_TEXT = {
 TONES = ("keep", "neutral")
 # Largest a*b* spread (90th percentile around the median of each lightness band) of a monochrome print.
 _MONO_SPREAD = 6.0
+# With tone `keep`, the paper cast is removed from tones above this L* only (ramping up to the paper).
+_TONE_KEPT_BELOW = 50.0
+# A monochrome print is toned when its mid-tone chroma is at least this and this × the paper's.
+_TONED_MIN_CHROMA = 3.0
+_TONED_RATIO = 1.2
 # Rows per chunk in `local_contrast`, to bound memory on large scans.
 _CLAHE_CHUNK_PIXELS = 1 << 20
 
@@ -80,9 +85,8 @@ def remove_cast(
     to `max_shift` Lab units so that a wrong estimate cannot recolour the whole picture.
 
     `tone`: `neutral` removes the cast from every tone alike; `keep` does the same for a colour photo,
-    but on a monochrome print (see `print_tone`) removes only the paper's cast, in proportion to each
-    pixel's lightness (a yellowed paper tints light tones most), so a sepia, selenium or cyanotype
-    toning in the mid-tones stays.
+    but on a toned monochrome print (see `print_tone`) removes only the paper's cast, from the light tones
+    (see `_remove_paper_cast`), so a sepia, selenium or cyanotype toning in the mid-tones stays.
     """
     image = check_image(image)
     if not 0.0 <= strength <= 1.0:
@@ -93,7 +97,7 @@ def remove_cast(
         return image.copy()
     if tone == "keep":
         toned = print_tone(image, white_percent)
-        if toned["monochrome"]:
+        if toned["toned"]:
             return _remove_paper_cast(image, strength, toned, max_shift)
     a, b = lab_cast(image, method, white_percent)
     shift_a, shift_b = -strength * a, -strength * b
@@ -112,8 +116,9 @@ def print_tone(image: np.ndarray, white_percent: float = 2.0) -> dict:
 
     On a 512-px copy, mid-tone pixels (L* 15–95) are binned by L*; a print whose a*b* stay within
     `_MONO_SPREAD` of their bin's median (90th percentile) is monochrome: its colour is a function of
-    lightness only (toning, yellowing), not of the subject. Returns monochrome, paper_a/paper_b/paper_l
-    (the brightest `white_percent` % below clipping) and mid_a/mid_b (median of L* 35–65).
+    lightness only (toning, yellowing), not of the subject; it is toned when its mid-tones carry more
+    colour than its paper. Returns monochrome, toned, paper_a/paper_b/paper_l (the brightest
+    `white_percent` % below clipping) and mid_a/mid_b (median of L* 35–65).
     """
     lab = lab_thumbnail(check_image(image))
     light = lab[:, 0]
@@ -132,18 +137,30 @@ def print_tone(image: np.ndarray, white_percent: float = 2.0) -> dict:
         monochrome = bool(np.percentile(spread, 90) < _MONO_SPREAD)
     core = lab[(light >= 35.0) & (light <= 65.0)]
     mid = np.median(core[:, 1:], axis=0) if len(core) else np.zeros(2)
-    return {"monochrome": monochrome, "paper_a": round(float(paper[1]), 3), "paper_b": round(float(paper[2]), 3),
+    # Toned: the mid-tones carry more colour than the paper (a toner acts on the silver). A yellowed
+    # untoned print is the other way round: its filter-like cast grows towards the light tones.
+    mid_chroma, paper_chroma = float(np.hypot(*mid)), float(np.hypot(paper[1], paper[2]))
+    toned = monochrome and mid_chroma >= _TONED_MIN_CHROMA and mid_chroma > _TONED_RATIO * paper_chroma
+    return {"monochrome": monochrome, "toned": bool(toned),
+            "paper_a": round(float(paper[1]), 3), "paper_b": round(float(paper[2]), 3),
             "paper_l": round(float(paper[0]), 3), "mid_a": round(float(mid[0]), 3), "mid_b": round(float(mid[1]), 3)}
 
 
 def _remove_paper_cast(image: np.ndarray, strength: float, toned: dict, max_shift: float) -> np.ndarray:
-    """Shift a*b* by −strength × paper cast × L*/L*paper (limited to `max_shift`), keeping the toning."""
+    """Shift a*b* by −strength × paper cast × w(L*) (limited to `max_shift`), keeping the toning.
+
+    w rises smoothly from 0 at the mid-tones (L* 50) to 1 at the paper's L*: the paper and highlights
+    lose their yellowing, the mid-tones and shadows, where a toner shows, keep their colour.
+    """
     shift_a, shift_b = -strength * toned["paper_a"], -strength * toned["paper_b"]
     norm = math.hypot(shift_a, shift_b)
     if norm > max_shift:
         shift_a, shift_b = shift_a * max_shift / norm, shift_b * max_shift / norm
     lab = rgb_to_lab(image)
-    weight = np.clip(lab[..., 0] / np.float32(max(toned["paper_l"], 1.0)), 0.0, 1.0)
+    start = np.float32(_TONE_KEPT_BELOW)
+    span = np.float32(max(toned["paper_l"] - _TONE_KEPT_BELOW, 1.0))
+    weight = np.clip((lab[..., 0] - start) / span, 0.0, 1.0)
+    weight = weight * weight * (3.0 - 2.0 * weight)
     lab[..., 1] += np.float32(shift_a) * weight
     lab[..., 2] += np.float32(shift_b) * weight
     out = lab_to_rgb(lab)
@@ -521,7 +538,7 @@ def enhance(image: np.ndarray, cfg: dict) -> tuple[np.ndarray, dict]:
         # A toned print's colour is its character, not a cast: auto weighs only the paper's cast.
         toned = print_tone(image, float(cfg["cast"]["white_percent"]))
         measures["toned"] = toned
-        if toned["monochrome"]:
+        if toned["toned"]:
             measures["colour_cast"] = round(min(measures["colour_cast"],
                                                 math.hypot(toned["paper_a"], toned["paper_b"])), 3)
     preset, reasons = choose_preset(measures, cfg)

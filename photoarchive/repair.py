@@ -227,7 +227,7 @@ def _components(candidates: np.ndarray, z: np.ndarray, join: int = 2) -> dict[st
 
 def _neighbourhood(texture: np.ndarray, comps: dict, window: int, count_window: int,
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(share of `texture` pixels, other-component count) around each component.
+    """(share of `texture` pixels not its own, other-component count) around each component.
 
     `texture`: every pixel above the grow threshold, seeded or not; a lone scratch of width w covers
     about w / `window` of its neighbourhood, text, brick joints, fabric or hair much more.
@@ -236,6 +236,8 @@ def _neighbourhood(texture: np.ndarray, comps: dict, window: int, count_window: 
     density = cv2.blur(texture.astype(np.float32), (window, window), borderType=cv2.BORDER_REFLECT)
     mean_density = np.bincount(labels.ravel(), weights=density.ravel(), minlength=count)
     mean_density /= np.maximum(comps["area"], 1.0)
+    # Less the component's own share (a line of width w crosses the window once: w × window pixels).
+    mean_density = np.maximum(mean_density - np.minimum(comps["area"], comps["width"] * window) / window**2, 0.0)
     h, w = labels.shape
     dots = np.zeros((h, w), np.float32)
     cy = np.clip(np.rint(comps["centroids"][1:, 1]).astype(int), 0, h - 1)
