@@ -19,7 +19,7 @@ rule repair:
         models_dir=config["models_dir"],
     threads: 1
     resources:
-        mem_mb=photo_mem_mb(80, 1000),  # float copies, z-maps and masks of one strip plus the whole image twice
+        mem_mb=photo_mem_mb(100, 1000),  # float copies, z-maps and masks of a strip, the image twice: ~100 B/pixel
         runtime=photo_runtime(0.1),
     conda:
         "../envs/imaging.yaml"
