@@ -37,6 +37,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from photoarchive.qa import check_image, require_keys
 
@@ -48,8 +49,8 @@ DAMAGE_COLOURS = {"scratch": (1.0, 0.0, 0.0), "dust": (1.0, 1.0, 0.0), "crease":
 REPAIR_KEYS = ("enabled", "types", "sensitivity", "max_width", "min_length", "dust_max_area", "seed_z",
                "grow_z", "line_z", "density_max", "edge_max", "max_bend", "dark_factor", "neighbours_max",
                "face_factor", "dilate", "strip_rows", "crease")
-# Line-averaging kernels: length (px) and number of angles.
-_LINE_LENGTH = 21
+# Line-averaging kernels: length (px, on the half-size copy) and number of angles.
+_LINE_LENGTH = 11
 _LINE_ANGLES = 8
 # Neighbourhood (px) over which candidate density and speck counts are taken.
 _DENSITY_WINDOW = 61
@@ -176,13 +177,19 @@ def _hysteresis(z: np.ndarray, seed: float, grow: float) -> np.ndarray:
 
 
 def _line_response(z: np.ndarray) -> np.ndarray:
-    """Largest mean of z along a 21-px line at 8 angles (faint straight or gently curved lines)."""
+    """Largest mean of z along a 21-px line at 8 angles (faint straight or gently curved lines).
+
+    Computed on a half-size copy (11-px lines there) and enlarged: a quarter of the pixels and of the
+    kernel, nearly the same evidence (the 2×2 mean halves the grain as well as a 1-px line).
+    """
     clipped = np.clip(z, -3.0, 6.0)
+    h, w = z.shape
+    small = cv2.resize(clipped, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
     best = None
     for kernel in _KERNELS:
-        response = cv2.filter2D(clipped, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT)
+        response = cv2.filter2D(small, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT)
         best = response if best is None else np.maximum(best, response, out=best)
-    return best
+    return cv2.resize(best, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _components(candidates: np.ndarray, z: np.ndarray, join: int = 2) -> dict[str, np.ndarray]:
@@ -205,8 +212,7 @@ def _components(candidates: np.ndarray, z: np.ndarray, join: int = 2) -> dict[st
     diagonal = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) - 2 * join
     length = np.maximum(np.maximum(diagonal, outline / 2.0 - 2 * join), 1.0)
     width = area / length
-    peak = np.full(count, -np.inf)
-    np.maximum.at(peak, flat, z.ravel())
+    peak = np.asarray(ndimage.maximum(z, labels, np.arange(count)), dtype=np.float64)
     zsum = np.bincount(flat, weights=z.ravel(), minlength=count)
     # Bend: spread across / spread along the component's main axis (second moments of its pixels):
     # about 0 for a straight line, 0.13 for an arc bent by an eighth of its length, 0.3+ for a rim.
