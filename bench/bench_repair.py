@@ -233,12 +233,14 @@ def memory_row(cfg: dict) -> dict:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"set": "memory", "type": "4.2 MP astronaut", "images": 1, "s_per_mp": seconds / 4.194304, "cpu_s_per_mp": cpu / 4.194304,
+    return {"set": "memory", "type": "4.2 MP astronaut", "images": 1, "s_per_mp": seconds / 4.194304,
+            "cpu_s_per_mp": cpu / 4.194304,
             "peak_traced_mb": peak / 2**20, "peak_rss_mb": rss}
 
 
 COLUMNS = ("set", "type", "images", "true_px", "recall", "precision_all_types", "psnr_region_before",
-           "psnr_region_after", "ssim_region_before", "ssim_region_after", "s_per_mp", "cpu_s_per_mp", "changed_share", "detail",
+           "psnr_region_after", "ssim_region_before", "ssim_region_after", "s_per_mp", "cpu_s_per_mp",
+           "changed_share", "detail",
            "dab_keep", "de76_keep", "preset_keep", "dab_neutral", "de76_neutral", "preset_neutral",
            "peak_traced_mb", "peak_rss_mb")
 
