@@ -265,9 +265,9 @@ def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray |
     types = set(cfg["types"])
     h, w = gray.shape
     out = {"scratch": np.zeros((h, w), bool), "dust": np.zeros((h, w), bool)}
-    # Slope of the picture under the marks (marks removed by a median a little wider than them, then smoothed): a
-    # highlight or shadow line along an object's outline sits on a steep slope, a scratch across the
-    # picture mostly on flat ground.
+    # Slope of the picture under the marks (marks removed by a median a little wider than them, then
+    # smoothed): a highlight or shadow line along an object's outline sits on a steep slope, a scratch
+    # across the picture mostly on flat ground.
     gray8 = np.clip(gray * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
     ground = cv2.medianBlur(gray8, 2 * max_width + 3).astype(np.float32) * np.float32(1 / 255)
     ground = cv2.GaussianBlur(ground, (0, 0), 2.0)
@@ -283,27 +283,40 @@ def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray |
         candidates = _hysteresis(z, seed, grow)
         if "scratch" in types:
             candidates |= (_line_response(z) >= line_t) & (z >= 1.0)
-        comps = _components(candidates, z)
-        if comps["count"] <= 1:
-            continue
-        density, near = _neighbourhood(z >= grow, comps, _DENSITY_WINDOW, _COUNT_WINDOW)
-        flat = comps["labels"].ravel()
-        rise = np.bincount(flat, weights=slope.ravel(), minlength=comps["count"])
-        height = np.bincount(flat, weights=np.maximum(contrast, 0).ravel(), minlength=comps["count"])
-        on_edge = rise > float(cfg["edge_max"]) * height
-        length, width, area, peak = comps["length"], comps["width"], comps["area"], comps["peak"]
-        quiet = (density <= float(cfg["density_max"])) & ~on_edge
-        scratch = ((length >= min_length * stretch) & (width <= max_width + 1) & (length >= 4 * width) & quiet
-                   & (comps["bend"] <= float(cfg["max_bend"]) / stretch))
-        compact = length <= 2.5 * np.sqrt(area) + 2.0  # a speck, not a piece of a line or an edge
-        dust = ((area <= float(cfg["dust_max_area"]) * scale * scale) & compact & (peak >= seed)
-                & quiet & (near <= float(cfg["neighbours_max"])) & (area >= 2))
-        scratch[0] = dust[0] = False
+        quiet_args = (z >= grow, slope, contrast, float(cfg["density_max"]), float(cfg["edge_max"]))
         if "scratch" in types:
-            out["scratch"] |= scratch[comps["labels"]]
+            comps = _components(candidates, z)
+            if comps["count"] > 1:
+                length, width = comps["length"], comps["width"]
+                quiet, _ = _quiet(comps, *quiet_args)
+                scratch = ((length >= min_length * stretch) & (width <= max_width + 1) & (length >= 4 * width)
+                           & quiet & (comps["bend"] <= float(cfg["max_bend"]) / stretch))
+                scratch[0] = False
+                out["scratch"] |= scratch[comps["labels"]]
         if "dust" in types:
-            out["dust"] |= dust[comps["labels"]]
+            # Specks are judged as they are, not joined to their neighbours.
+            comps = _components(candidates & ~out["scratch"], z, join=0)
+            if comps["count"] > 1:
+                length, area = comps["length"], comps["area"]
+                quiet, near = _quiet(comps, *quiet_args)
+                compact = length <= 2.5 * np.sqrt(area) + 2.0  # a speck, not a piece of a line or an edge
+                dust = ((area <= float(cfg["dust_max_area"]) * scale * scale) & compact & (comps["peak"] >= seed)
+                        & quiet & (near <= float(cfg["neighbours_max"])) & (area >= 2))
+                dust[0] = False
+                out["dust"] |= dust[comps["labels"]]
     return out
+
+
+def _quiet(comps: dict, texture: np.ndarray, slope: np.ndarray, contrast: np.ndarray, density_max: float,
+           edge_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """(quiet, neighbour count) per component: quiet when its neighbourhood is not busy with texture and
+    it does not lie along an object's outline (the slope under it, summed, exceeds `edge_max` × its
+    summed contrast)."""
+    density, near = _neighbourhood(texture, comps, _DENSITY_WINDOW, _COUNT_WINDOW)
+    flat = comps["labels"].ravel()
+    rise = np.bincount(flat, weights=slope.ravel(), minlength=comps["count"])
+    height = np.bincount(flat, weights=np.maximum(contrast, 0).ravel(), minlength=comps["count"])
+    return (density <= density_max) & (rise <= edge_max * height), near
 
 
 def _face_mask(shape: tuple[int, int], faces: Sequence[Sequence[float]] | None, margin: float = 0.15,

@@ -12,7 +12,7 @@ from photoarchive import repair as R
 CFG = {
     "enabled": True, "types": ["scratch", "dust", "crease"], "sensitivity": 50, "max_width": 4, "min_length": 40,
     "dust_max_area": 80, "seed_z": 6.0, "grow_z": 3.0, "line_z": 3.0, "density_max": 0.05, "edge_max": 0.5,
-    "max_bend": 0.15, "dark_factor": 2.0, "protect_faces": True, "neighbours_max": 8, "face_factor": 2.0,
+    "max_bend": 0.15, "dark_factor": 2.0, "protect_faces": True, "neighbours_max": 4, "face_factor": 2.0,
     "dilate": 1, "strip_rows": 1024, "crease": {"enabled": False, "max_width": 6, "min_length": 0.25},
 }
 
