@@ -5,18 +5,21 @@ Images are float32 H×W×3 RGB in [0, 1] (see CONTRIBUTING.md).
 Detection works on the luminance, in horizontal strips (bounded memory), at a threshold relative to
 the scan's own grain:
 
-1. residual: white top-hat (bright damage) and black top-hat (dark damage) of a lightly smoothed
-   luminance, with a disc a little wider than the widest scratch (`max_width`). Thin lines and small
-   specks stand out; anything wider than the disc (edges, objects) does not;
-2. z-score: the residual divided by a robust scale (median absolute deviation) of the residual over
-   the strip, so the threshold follows the grain of the scan;
-3. candidates: hysteresis (seeds at `seed_z`, grown to `grow_z`), plus faint thin lines found by
-   averaging z along lines at 8 angles (`line_z`; a mean along 21 px has about a quarter of the noise);
-4. each connected candidate is measured (area, length from its outline, width = area / length) and
-   classified: long and thin → scratch; small and compact → dust; the rest is left alone;
-5. content that looks like damage is left alone by the company it keeps: a candidate whose
-   neighbourhood is dense with other candidates (text strokes, pinstripes, fabric, grass, hair,
-   eyelashes) or with many other specks (a star field) is not damage.
+1. two-sided line contrast: at 8 angles each pixel is compared with the pixels `max_width` + 1 px
+   away on both sides; a bright mark is brighter than both (a dark one darker), less half their
+   difference, so step edges and lines between two different areas give little;
+2. z-score: that contrast divided by its local robust spread (median per 32-px tile), so the
+   threshold follows the grain and texture around each pixel;
+3. candidates: hysteresis (seeds at `seed_z`, grown to `grow_z`), plus faint lines found by averaging
+   z along lines at 8 angles (`line_z`);
+4. scratches: candidates closer than 2 px are joined, and a component counts when it is long
+   (`min_length`), thin (`max_width`) and nearly straight (`max_bend`); dust: unjoined compact specks
+   up to `dust_max_area`;
+5. what is not damage is left alone by the company it keeps: a mark in a neighbourhood dense with
+   other contrasty pixels (`density_max`: text, pinstripes, fabric, hair) or, for dust, with many
+   other marks (`neighbours_max`: a star field), a mark along an object's outline (`edge_max`: the
+   picture under it is steep), and dark lines unless `dark_factor` × longer and straighter
+   (eyebrows, pen strokes). Inside face boxes the z-scores are divided by `face_factor`.
 
 Creases (long, wider folds) are found the same way on a half-size copy, kept only when they are long
 (`crease.min_length` of the short side).
