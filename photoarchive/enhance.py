@@ -85,8 +85,9 @@ def remove_cast(
     to `max_shift` Lab units so that a wrong estimate cannot recolour the whole picture.
 
     `tone`: `neutral` removes the cast from every tone alike; `keep` does the same for a colour photo,
-    but on a toned monochrome print (see `print_tone`) removes only the paper's cast, from the light tones
-    (see `_remove_paper_cast`), so a sepia, selenium or cyanotype toning in the mid-tones stays.
+    but on a monochrome print (see `print_tone`) removes only the paper's cast, from the light tones
+    (see `_remove_paper_cast`), so a sepia, selenium or cyanotype toning in the mid-tones stays (an
+    aged sepia print's paper is often as yellow as its image: the two cannot be told apart by colour).
     """
     image = check_image(image)
     if not 0.0 <= strength <= 1.0:
@@ -97,7 +98,7 @@ def remove_cast(
         return image.copy()
     if tone == "keep":
         toned = print_tone(image, white_percent)
-        if toned["toned"]:
+        if toned["monochrome"]:
             return _remove_paper_cast(image, strength, toned, max_shift)
     a, b = lab_cast(image, method, white_percent)
     shift_a, shift_b = -strength * a, -strength * b
@@ -535,12 +536,13 @@ def enhance(image: np.ndarray, cfg: dict) -> tuple[np.ndarray, dict]:
     if tone not in TONES:
         raise ValueError(f"enhance.tone must be one of {TONES}, got {tone!r}")
     if tone == "keep":
-        # A toned print's colour is its character, not a cast: auto weighs only the paper's cast.
+        # A monochrome print's colour is its character, not a cast: auto weighs only the part of the
+        # paper's cast that the picture's own tone does not explain (paper chroma beyond mid-tone chroma).
         toned = print_tone(image, float(cfg["cast"]["white_percent"]))
         measures["toned"] = toned
-        if toned["toned"]:
-            measures["colour_cast"] = round(min(measures["colour_cast"],
-                                                math.hypot(toned["paper_a"], toned["paper_b"])), 3)
+        if toned["monochrome"]:
+            beyond = math.hypot(toned["paper_a"], toned["paper_b"]) - math.hypot(toned["mid_a"], toned["mid_b"])
+            measures["colour_cast"] = round(min(measures["colour_cast"], max(beyond, 0.0)), 3)
     preset, reasons = choose_preset(measures, cfg)
     knobs, knob_reasons = choose_params(preset, measures, cfg, adapt=cfg["preset"] == "auto")
     parameters = operation_params(knobs, cfg)
