@@ -547,8 +547,20 @@ def enhance(image: np.ndarray, cfg: dict) -> tuple[np.ndarray, dict]:
     knobs, knob_reasons = choose_params(preset, measures, cfg, adapt=cfg["preset"] == "auto")
     parameters = operation_params(knobs, cfg)
     out = image
+    keep_chroma = tone == "keep" and measures.get("toned", {}).get("monochrome", False)
+    chroma = None
     for name, operation in _OPERATIONS.items():
         out = operation(out, **parameters[name])
+        if name == "cast" and keep_chroma:
+            chroma = rgb_to_lab(out)[..., 1:]
+    if chroma is not None:
+        # The contrast steps scale R, G and B alike, which would saturate a toned print: its tone is
+        # the one left after the paper was cleaned, whatever the new lightness.
+        lab = rgb_to_lab(out)
+        lab[..., 1:] = chroma
+        out = lab_to_rgb(lab)
+        np.clip(out, 0.0, 1.0, out=out)
+        reasons = reasons + ["monochrome print: its tone is kept (enhance.tone keep)"]
     log.info("enhance: %s (%s) in %.2f s", preset, "; ".join(reasons), time.perf_counter() - started)
     record = {
         "requested": cfg["preset"],
