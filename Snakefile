@@ -1,5 +1,5 @@
 # photoarchive: every scan of an archive through
-#   ingest → dedup → stamp → enhance → faces → matting → restore (GPU, batched) → QA → publish.
+#   ingest → dedup → stamp → faces → repair → enhance → matting → restore (GPU, batched) → QA → publish.
 # Run:  snakemake --cores 8 --resources gpu=1        (see README.md)
 
 from snakemake.utils import min_version
@@ -24,8 +24,9 @@ include: "rules/common.smk"
 include: "rules/ingest.smk"
 include: "rules/dedup.smk"
 include: "rules/stamp.smk"
-include: "rules/enhance.smk"
 include: "rules/faces.smk"
+include: "rules/repair.smk"
+include: "rules/enhance.smk"
 include: "rules/matting.smk"
 include: "rules/restore.smk"
 include: "rules/qa.smk"

@@ -27,6 +27,7 @@ import numpy as np
 from photoarchive.qa import (
     check_image,
     lab_cast,
+    lab_thumbnail,
     lab_to_rgb,
     noise_sigma,
     require_keys,
@@ -52,6 +53,14 @@ _MEASURE_TEXT = {
     "dynamic_range": ("dynamic range {:.2f} (faded)", "contrast"),
     "colour_cast": ("colour cast {:.1f}", "cast removal"),
 }
+TONES = ("keep", "neutral")
+# Largest a*b* spread (90th percentile around the median of each lightness band) of a monochrome print.
+_MONO_SPREAD = 6.0
+# With tone `keep`, the paper cast is removed from tones above this L* only (ramping up to the paper).
+_TONE_KEPT_BELOW = 50.0
+# A monochrome print is toned when its mid-tone chroma is at least this and this × the paper's.
+_TONED_MIN_CHROMA = 3.0
+_TONED_RATIO = 1.2
 # Rows per chunk in `local_contrast`, to bound memory on large scans.
 _CLAHE_CHUNK_PIXELS = 1 << 20
 
@@ -67,19 +76,31 @@ def remove_cast(
     method: str = "consensus",
     max_shift: float = 20.0,
     white_percent: float = 2.0,
+    tone: str = "neutral",
 ) -> np.ndarray:
     """Remove a colour cast (e.g. yellowing) by shifting Lab a*/b* of every pixel towards neutral.
 
     The cast is estimated by `photoarchive.qa.lab_cast` with `method` (consensus, grayworld,
     whitepatch) on a 512-px copy. `strength` in [0, 1] is the fraction removed; the shift is limited
     to `max_shift` Lab units so that a wrong estimate cannot recolour the whole picture.
+
+    `tone`: `neutral` removes the cast from every tone alike; `keep` does the same for a colour photo,
+    but on a monochrome print (see `print_tone`) removes only the paper's cast, from the light tones
+    (see `_remove_paper_cast`), so a sepia, selenium or cyanotype toning in the mid-tones stays (an
+    aged sepia print's paper is often as yellow as its image: the two cannot be told apart by colour).
     """
     image = check_image(image)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"cast strength must be in [0, 1], got {strength}")
-    a, b = lab_cast(image, method, white_percent)
+    if tone not in TONES:
+        raise ValueError(f"tone must be one of {TONES}, got {tone!r}")
     if strength == 0.0:
         return image.copy()
+    if tone == "keep":
+        toned = print_tone(image, white_percent)
+        if toned["monochrome"]:
+            return _remove_paper_cast(image, strength, toned, max_shift)
+    a, b = lab_cast(image, method, white_percent)
     shift_a, shift_b = -strength * a, -strength * b
     norm = math.hypot(shift_a, shift_b)
     if norm > max_shift:
@@ -87,6 +108,62 @@ def remove_cast(
     lab = rgb_to_lab(image)
     lab[..., 1] += np.float32(shift_a)
     lab[..., 2] += np.float32(shift_b)
+    out = lab_to_rgb(lab)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def print_tone(image: np.ndarray, white_percent: float = 2.0) -> dict:
+    """Is this a monochrome (possibly toned) print, and what are its paper and mid-tone colours?
+
+    On a 512-px copy, mid-tone pixels (L* 15–95) are binned by L*; a print whose a*b* stay within
+    `_MONO_SPREAD` of their bin's median (90th percentile) is monochrome: its colour is a function of
+    lightness only (toning, yellowing), not of the subject; it is toned when its mid-tones carry more
+    colour than its paper. Returns monochrome, toned, paper_a/paper_b/paper_l (the brightest
+    `white_percent` % below clipping) and mid_a/mid_b (median of L* 35–65).
+    """
+    lab = lab_thumbnail(check_image(image))
+    light = lab[:, 0]
+    unclipped = lab[light < 99.0] if np.count_nonzero(light < 99.0) >= 16 else lab
+    bright = unclipped[unclipped[:, 0] >= np.percentile(unclipped[:, 0], 100.0 - white_percent)]
+    paper = bright.astype(np.float64).mean(axis=0)
+    mids = lab[(light >= 15.0) & (light <= 95.0)]
+    monochrome = False
+    if len(mids) >= 64:
+        bins = np.minimum(((mids[:, 0] - 15.0) / 8.0).astype(int), 9)
+        spread = np.zeros(len(mids), np.float32)
+        for k in np.unique(bins):
+            sel = bins == k
+            centre = np.median(mids[sel, 1:], axis=0)
+            spread[sel] = np.hypot(*(mids[sel, 1:] - centre).T)
+        monochrome = bool(np.percentile(spread, 90) < _MONO_SPREAD)
+    core = lab[(light >= 35.0) & (light <= 65.0)]
+    mid = np.median(core[:, 1:], axis=0) if len(core) else np.zeros(2)
+    # Toned: the mid-tones carry more colour than the paper (a toner acts on the silver). A yellowed
+    # untoned print is the other way round: its filter-like cast grows towards the light tones.
+    mid_chroma, paper_chroma = float(np.hypot(*mid)), float(np.hypot(paper[1], paper[2]))
+    toned = monochrome and mid_chroma >= _TONED_MIN_CHROMA and mid_chroma > _TONED_RATIO * paper_chroma
+    return {"monochrome": monochrome, "toned": bool(toned),
+            "paper_a": round(float(paper[1]), 3), "paper_b": round(float(paper[2]), 3),
+            "paper_l": round(float(paper[0]), 3), "mid_a": round(float(mid[0]), 3), "mid_b": round(float(mid[1]), 3)}
+
+
+def _remove_paper_cast(image: np.ndarray, strength: float, toned: dict, max_shift: float) -> np.ndarray:
+    """Shift a*b* by −strength × paper cast × w(L*) (limited to `max_shift`), keeping the toning.
+
+    w rises smoothly from 0 at the mid-tones (L* 50) to 1 at the paper's L*: the paper and highlights
+    lose their yellowing, the mid-tones and shadows, where a toner shows, keep their colour.
+    """
+    shift_a, shift_b = -strength * toned["paper_a"], -strength * toned["paper_b"]
+    norm = math.hypot(shift_a, shift_b)
+    if norm > max_shift:
+        shift_a, shift_b = shift_a * max_shift / norm, shift_b * max_shift / norm
+    lab = rgb_to_lab(image)
+    start = np.float32(_TONE_KEPT_BELOW)
+    span = np.float32(max(toned["paper_l"] - _TONE_KEPT_BELOW, 1.0))
+    weight = np.clip((lab[..., 0] - start) / span, 0.0, 1.0)
+    weight = weight * weight * (3.0 - 2.0 * weight)
+    lab[..., 1] += np.float32(shift_a) * weight
+    lab[..., 2] += np.float32(shift_b) * weight
     out = lab_to_rgb(lab)
     return np.clip(out, 0.0, 1.0, out=out)
 
@@ -190,10 +267,12 @@ def adjust_brightness(image: np.ndarray, offset: float) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def sharpen(image: np.ndarray, amount: float, sigma: float = 1.0) -> np.ndarray:
+def sharpen(image: np.ndarray, amount: float, sigma: float = 1.0, max_overshoot: float | None = None) -> np.ndarray:
     """Unsharp mask on the luminance: add `amount` × (Y − Gaussian(Y, sigma)) to R, G and B.
 
-    Sharpening the luminance only avoids coloured halos on edges.
+    Sharpening the luminance only avoids coloured halos on edges. With `max_overshoot` each value stays
+    within the range of its 3×3 neighbourhood in the input ± `max_overshoot`: edges get steeper, but no
+    bright or dark halo (the rim a plain unsharp mask draws around dust and along edges) appears.
     """
     image = check_image(image)
     if amount < 0 or sigma <= 0:
@@ -203,6 +282,11 @@ def sharpen(image: np.ndarray, amount: float, sigma: float = 1.0) -> np.ndarray:
     gray = to_gray(image)
     detail = gray - cv2.GaussianBlur(gray, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
     out = image + (np.float32(amount) * detail)[..., None]
+    if max_overshoot is not None:
+        box = np.ones((3, 3), np.uint8)
+        low = cv2.erode(image, box, borderType=cv2.BORDER_REFLECT) - np.float32(max_overshoot)
+        high = cv2.dilate(image, box, borderType=cv2.BORDER_REFLECT) + np.float32(max_overshoot)
+        out = np.minimum(np.maximum(out, low, out=out), high, out=out)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
@@ -398,6 +482,7 @@ def operation_params(knobs: dict, cfg: dict) -> dict:
             "method": str(cast["method"]),
             "max_shift": float(cast["max_shift"]),
             "white_percent": float(cast["white_percent"]),
+            "tone": str(cfg.get("tone", "neutral")),
         },
         "stretch": {
             "strength": strength,
@@ -414,6 +499,7 @@ def operation_params(knobs: dict, cfg: dict) -> dict:
         "sharpen": {
             "amount": round(knobs["sharpen"] / 100.0 * float(us["amount_max"]), 4),
             "sigma": float(us["sigma"]),
+            "max_overshoot": None if us.get("max_overshoot") is None else float(us["max_overshoot"]),
         },
     }
 
@@ -446,12 +532,35 @@ def enhance(image: np.ndarray, cfg: dict) -> tuple[np.ndarray, dict]:
         cast_method=cfg["cast"]["method"],
         white_percent=float(cfg["cast"]["white_percent"]),
     )
+    tone = str(cfg.get("tone", "neutral"))
+    if tone not in TONES:
+        raise ValueError(f"enhance.tone must be one of {TONES}, got {tone!r}")
+    if tone == "keep":
+        # A monochrome print's colour is its character, not a cast: auto weighs only the part of the
+        # paper's cast that the picture's own tone does not explain (paper chroma beyond mid-tone chroma).
+        toned = print_tone(image, float(cfg["cast"]["white_percent"]))
+        measures["toned"] = toned
+        if toned["monochrome"]:
+            beyond = math.hypot(toned["paper_a"], toned["paper_b"]) - math.hypot(toned["mid_a"], toned["mid_b"])
+            measures["colour_cast"] = round(min(measures["colour_cast"], max(beyond, 0.0)), 3)
     preset, reasons = choose_preset(measures, cfg)
     knobs, knob_reasons = choose_params(preset, measures, cfg, adapt=cfg["preset"] == "auto")
     parameters = operation_params(knobs, cfg)
     out = image
+    keep_chroma = tone == "keep" and measures.get("toned", {}).get("monochrome", False)
+    chroma = None
     for name, operation in _OPERATIONS.items():
         out = operation(out, **parameters[name])
+        if name == "cast" and keep_chroma:
+            chroma = rgb_to_lab(out)[..., 1:]
+    if chroma is not None:
+        # The contrast steps scale R, G and B alike, which would saturate a toned print: its tone is
+        # the one left after the paper was cleaned, whatever the new lightness.
+        lab = rgb_to_lab(out)
+        lab[..., 1:] = chroma
+        out = lab_to_rgb(lab)
+        np.clip(out, 0.0, 1.0, out=out)
+        reasons = reasons + ["monochrome print: its tone is kept (enhance.tone keep)"]
     log.info("enhance: %s (%s) in %.2f s", preset, "; ".join(reasons), time.perf_counter() - started)
     record = {
         "requested": cfg["preset"],
@@ -460,5 +569,21 @@ def enhance(image: np.ndarray, cfg: dict) -> tuple[np.ndarray, dict]:
         "knobs": knobs,
         "parameters": parameters,
         "measures_before": measures,
+        "tone_kept": bool(keep_chroma),
     }
     return out, record
+
+
+# metadata.csv columns that override a photo's enhance settings; empty cells keep the config value.
+CATALOGUE_COLUMNS = {"enhance_tone": "tone"}
+
+
+def catalogue_overrides(row: dict) -> dict:
+    """Per-photo overrides of config["enhance"] from a metadata.csv row (`enhance_tone`: keep | neutral)."""
+    out = {}
+    value = str(row.get("enhance_tone") or "").strip().lower()
+    if value:
+        if value not in TONES:
+            raise ValueError(f"metadata.csv enhance_tone={value!r}: use one of {TONES}")
+        out["tone"] = value
+    return out

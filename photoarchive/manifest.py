@@ -38,6 +38,7 @@ class ManifestRow:
     reason: str = ""
     faces: str = ""
     preset: str = ""
+    damage: str = ""  # repaired share of pixels per damage type, e.g. "scratch 0.12%; dust 0.03%"
     restore_backend: str = ""
     restore_model: str = ""
     restore_model_sha256: str = ""
@@ -69,8 +70,9 @@ def _dedup_rows(results: Path) -> dict[str, dict]:
 def _chain(results: Path, logs: Path, pid: str, batch: str) -> list[tuple[str, Path, Path]]:
     return [
         ("stamp", results / "stamp" / f"{pid}.png", logs / "stamp" / f"{pid}.log"),
-        ("enhance", results / "enhance" / f"{pid}.json", logs / "enhance" / f"{pid}.log"),
         ("face detection", results / "faces" / f"{pid}.json", logs / "detect_faces" / f"{pid}.log"),
+        ("repair", results / "repair" / f"{pid}.json", logs / "repair" / f"{pid}.log"),
+        ("enhance", results / "enhance" / f"{pid}.json", logs / "enhance" / f"{pid}.log"),
         ("matting", results / "matting" / f"{pid}.json", logs / "matte" / f"{pid}.log"),
         ("face restoration", results / "restore" / batch / f"{pid}.json",
          logs / "restore_faces" / f"{batch}.log"),
@@ -145,7 +147,7 @@ def _batch_blockers(results: Path, logs: Path, dedup: dict[str, dict], by_id: di
 
     Face restoration runs per batch, so such a photo holds back the other photos of its batch.
     """
-    early = {"stamp", "enhance", "face detection", "matting"}
+    early = {"stamp", "repair", "enhance", "face detection", "matting"}
     blockers: dict[str, list[tuple[str, str, Path]]] = {}
     for pid, entry in dedup.items():
         if entry["status"] != "unique":
@@ -166,6 +168,7 @@ def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
     restore = _json(results / "restore" / batch / f"{pid}.json") or {}
     verdict = _json(results / "qa" / f"{pid}.json") or {}
     row.preset = enhance.get("preset", "")
+    row.damage = (_json(results / "repair" / f"{pid}.json") or {}).get("shares_text", "")
     row.faces = str(len(faces["faces"])) if "faces" in faces else ""
     row.matting_backend = matting.get("backend", "")
     row.restore_backend = restore.get("backend", "")

@@ -89,7 +89,8 @@ def remove_stale(results_dir: Path, status: str, relname: str, ext: str) -> list
     for other in STATUSES:
         if other == status:
             continue
-        for name in (f"{relname}_restored.{ext}", f"{relname}_matte.png", f"{relname}_fg.png"):
+        for name in (f"{relname}_restored.{ext}", f"{relname}_matte.png", f"{relname}_fg.png",
+                     f"{relname}_damage.png"):
             stale = Path(results_dir) / other / name
             if stale.exists():
                 stale.unlink()
@@ -131,20 +132,22 @@ def publish_finished(results_dir: Path, published: dict[str, tuple[str, str]], j
             continue
         relname, ext = published[pid]
         base = results_dir / status / relname
-        targets = (Path(f"{base}_restored.{ext}"), Path(f"{base}_matte.png"), Path(f"{base}_fg.png"))
+        targets = (Path(f"{base}_restored.{ext}"), Path(f"{base}_matte.png"), Path(f"{base}_fg.png"),
+                   Path(f"{base}_damage.png"))
         if not all(t.exists() for t in targets):
             todo.append((pid, status, batch, relname, ext, targets))
     done: list[str] = []
     if not todo:
         return done
     with exiftool_session() as et:
-        for pid, status, batch, relname, ext, (image, matte, foreground) in todo:
+        for pid, status, batch, relname, ext, (image, matte, foreground, damage) in todo:
             try:
                 if not image.exists():
                     verdict = json.loads((results_dir / "qa" / f"{pid}.json").read_text())
                     publish_image(et, results_dir / "restore" / batch / f"{pid}.png", image, jpeg_quality, verdict)
                 copy_atomic(results_dir / "matting" / f"{pid}_matte.png", matte)
                 copy_atomic(results_dir / "matting" / f"{pid}_fg.png", foreground)
+                copy_atomic(results_dir / "repair" / f"{pid}_damage.png", damage)
                 remove_stale(results_dir, status, relname, ext)
             except Exception as exc:  # one photo's problem must not stop the others
                 log.error("could not publish %s: %s", pid, exc)

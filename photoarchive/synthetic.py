@@ -284,3 +284,92 @@ def synthetic_archive(out_dir: Path, n: int, seed: int = 0) -> list[Path]:
         paths.append(path)
         logger.debug("wrote %s (%s, %dx%d)", path, name, img.shape[1], img.shape[0])
     return paths
+
+
+# ---------------------------------------------------------------------------------------------------
+# Damage with known masks and toned prints (benchmarks and tests of photoarchive.repair / enhance)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _curve(rng: np.random.Generator, h: int, w: int, length: float, bend: float) -> np.ndarray:
+    """Points of a quadratic Bézier curve of about `length` px, sideways bend `bend` × length."""
+    x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+    angle = rng.uniform(0, np.pi)
+    dx, dy = np.cos(angle) * length, np.sin(angle) * length
+    p0, p2 = np.array([x0 - dx / 2, y0 - dy / 2]), np.array([x0 + dx / 2, y0 + dy / 2])
+    p1 = (p0 + p2) / 2 + np.array([-dy, dx]) * bend
+    t = np.linspace(0, 1, max(8, int(length / 4)))[:, None]
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
+
+
+def _stroke(h: int, w: int, points: np.ndarray, width: int) -> np.ndarray:
+    """Coverage (0–1) of an anti-aliased polyline of `width` px, drawn at 4× and shrunk."""
+    big = np.zeros((h * 4, w * 4), np.uint8)
+    cv2.polylines(big, [np.round(points * 4).astype(np.int32)], False, 255, thickness=max(1, 4 * width),
+                  lineType=cv2.LINE_AA)
+    return cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def add_damage(image: np.ndarray, seed: int, *, scratches: int = 6, dust: int = 40, creases: int = 0,
+               grain: float = 0.01, faint: float = 0.3) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(grainy clean, damaged, masks): `image` with film grain, then scratches, dust and creases of known masks.
+
+    Scratches: width 1–4 px, straight to curved, any angle, bright (2/3) or dark, contrast 0.08–0.45
+    (a share `faint` of them 0.05–0.10). Dust: specks of radius 1–4 px, bright or dark. Creases: a
+    long fold across the picture, a bright ridge with a dark shadow beside it. Masks (H×W bool) are the
+    pixels at least a quarter covered whose value changed by 0.03 or more (clipped damage is
+    none). The grainy clean image is the reference a repair aims at.
+    """
+    rng = np.random.default_rng(seed)
+    img = _as_rgb_float(image)
+    h, w = img.shape[:2]
+    clean = np.clip(img + rng.normal(0, grain, (h, w, 1)).astype(np.float32), 0, 1)
+    out = clean.copy()
+    masks = {name: np.zeros((h, w), bool) for name in ("scratch", "dust", "crease")}
+    for _ in range(scratches):
+        pts = _curve(rng, h, w, rng.uniform(0.15, 0.6) * min(h, w), rng.choice([0.0, 0.1, 0.25]))
+        cover = _stroke(h, w, pts, int(rng.integers(1, 5)))
+        contrast = rng.uniform(0.05, 0.10) if rng.random() < faint else rng.uniform(0.08, 0.45)
+        sign = 1.0 if rng.random() < 2 / 3 else -1.0
+        out = out + (sign * contrast * cover)[..., None]
+        masks["scratch"] |= cover >= 0.25
+    for _ in range(dust):
+        layer = np.zeros((h, w), np.float32)
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        axes = (int(rng.integers(1, 5)), int(rng.integers(1, 4)))
+        cv2.ellipse(layer, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1, cv2.LINE_AA)
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        out = out + (sign * rng.uniform(0.2, 0.6) * layer)[..., None]
+        masks["dust"] |= layer >= 0.25
+    for _ in range(creases):
+        pts = _curve(rng, h, w, 1.5 * max(h, w), 0.03)
+        ridge = _stroke(h, w, pts, 2)
+        shadow = _stroke(h, w, pts + np.array([3.0, 3.0]), 3)
+        out = out + (0.35 * ridge - 0.25 * shadow * (1 - ridge))[..., None]
+        masks["crease"] |= (ridge >= 0.25) | (shadow >= 0.25)
+    out = np.clip(out, 0, 1).astype(np.float32)
+    visible = np.abs(out - clean).max(axis=2) >= 0.03  # a dark scratch over black changes nothing: not damage
+    masks["scratch"] &= ~masks["crease"]
+    masks["dust"] &= ~(masks["crease"] | masks["scratch"])
+    for mask in masks.values():
+        mask &= visible
+    return clean, out, masks
+
+
+# Toning colours (Lab a*, b* at the mid-tones) of classic print toners.
+TONERS = {"sepia": (8.0, 24.0), "selenium": (6.0, -3.0), "cyanotype": (-8.0, -30.0)}
+
+
+def toned_print(image: np.ndarray, toner: str, paper_b: float = 4.0) -> np.ndarray:
+    """A monochrome print of `image` toned with `toner` (`TONERS`): the chroma peaks in the mid-tones
+    and fades towards paper white and deep black; the paper itself is slightly cream (`paper_b`)."""
+    from photoarchive.qa import lab_to_rgb, rgb_to_lab
+
+    img = _as_rgb_float(image)
+    lab = rgb_to_lab(img)
+    light = lab[..., 0]
+    weight = np.clip(np.sin(np.pi * light / 100.0), 0, 1)
+    a, b = TONERS[toner]
+    lab[..., 1] = a * weight
+    lab[..., 2] = b * weight + paper_b * (light / 100.0) ** 4
+    return np.clip(lab_to_rgb(lab), 0, 1).astype(np.float32)

@@ -188,6 +188,7 @@ def publish_inputs(wildcards):
         "restored": restore_dir(photo),
         "matte": f"results/matting/{photo}_matte.png",
         "foreground": f"results/matting/{photo}_fg.png",
+        "damage": f"results/repair/{photo}_damage.png",
     }
 
 
@@ -211,7 +212,7 @@ def published_files_of(rows):
     for row in rows:
         relname, ext = PUBLISHED[row["photo_id"]]
         base = f"results/{row['status']}/{relname}"
-        files += [f"{base}_restored.{ext}", f"{base}_matte.png", f"{base}_fg.png"]
+        files += [f"{base}_restored.{ext}", f"{base}_matte.png", f"{base}_fg.png", f"{base}_damage.png"]
     return files
 
 

@@ -3,7 +3,7 @@
 
 rule enhance:
     input:
-        image="results/stamp/{photo}.png",
+        image="results/repair/{photo}.png",
     output:
         image="results/enhance/{photo}.png",
         record="results/enhance/{photo}.json",
@@ -13,6 +13,7 @@ rule enhance:
         "benchmarks/enhance/{photo}.tsv"
     params:
         cfg=config["enhance"],
+        catalogue=metadata_row,
     threads: 1
     resources:
         mem_mb=photo_mem_mb(100, 1000),  # float Lab copies and NL-means buffers: ~100 B/pixel

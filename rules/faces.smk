@@ -1,9 +1,9 @@
-# Faces: found once per photo (on a size-capped copy), used by matting, restore and QA.
+# Faces: found once per photo on the working master, used by repair, matting, restore and QA.
 
 
 rule detect_faces:
     input:
-        image="results/enhance/{photo}.png",
+        image="results/stamp/{photo}.png",
     output:
         faces="results/faces/{photo}.json",
     log:

@@ -30,6 +30,7 @@ rule publish_matte:
     output:
         matte="results/{status}/{relname}_matte.png",
         foreground="results/{status}/{relname}_fg.png",
+        damage="results/{status}/{relname}_damage.png",
     log:
         "logs/publish_matte/{status}/{relname}.log",
     threads: 1

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from photoarchive.enhance import enhance
+from photoarchive.enhance import catalogue_overrides, enhance
 from photoarchive.imageio import atomic_output, encode_image, load_working, write_atomic
 from photoarchive.joblog import start_job
 from photoarchive.metadata import Provenance, exiftool_session, stamp_derivative
@@ -13,7 +13,7 @@ if snakemake.wildcards.photo in snakemake.config["debug"]["fail_photos"]:  # tes
     raise RuntimeError("simulated crash: this photo is listed in the config's debug.fail_photos (a test hook)")
 master = Path(snakemake.input.image)
 pixels, depth = load_working(master)
-enhanced, record = enhance(pixels, snakemake.params.cfg)
+enhanced, record = enhance(pixels, {**snakemake.params.cfg, **catalogue_overrides(snakemake.params.catalogue)})
 for reason in record.get("reasons", []):
     log.info(reason)
 

@@ -1,4 +1,4 @@
-"""Snakemake glue: copy one photo's matte and cut-out beside its published image."""
+"""Snakemake glue: copy one photo's matte, cut-out and damage mask beside its published image."""
 
 from pathlib import Path
 
@@ -8,4 +8,5 @@ from photoarchive.publish import copy_atomic
 log = start_job(snakemake.log[0])
 copy_atomic(Path(snakemake.input.matte), Path(snakemake.output.matte))
 copy_atomic(Path(snakemake.input.foreground), Path(snakemake.output.foreground))
-log.info("published %s and %s", snakemake.output.matte, snakemake.output.foreground)
+copy_atomic(Path(snakemake.input.damage), Path(snakemake.output.damage))
+log.info("published %s, %s and %s", snakemake.output.matte, snakemake.output.foreground, snakemake.output.damage)

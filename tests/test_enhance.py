@@ -31,7 +31,8 @@ CFG = {
     "nlmeans": {"h_max": 12.0, "colour_factor": 1.0, "template_window": 7, "search_window": 7},
     "stretch": {"low_percent": 0.5, "high_percent": 99.5},
     "clahe": {"clip_limit": 2.0, "tiles": 8, "bins": 256},
-    "unsharp": {"amount_max": 1.5, "sigma": 1.0},
+    "unsharp": {"amount_max": 1.5, "sigma": 1.0, "max_overshoot": 0.02},
+    "tone": "keep",
 }
 
 
@@ -281,9 +282,13 @@ def test_enhance_is_deterministic_float32_and_records_json():
 
 def test_enhance_improves_a_damaged_scan():
     img = damaged(scene())
-    out, _ = E.enhance(img, CFG)
+    out, _ = E.enhance(img, cfg_with(tone="neutral"))
     before, after = E.measure_image(img), E.measure_image(out)
     assert after["colour_cast"] < before["colour_cast"] / 4
+    # tone: keep (the default) treats a yellowed monochrome print like a toned one: the paper is cleaned,
+    # some warmth stays in the mid-tones.
+    kept = E.measure_image(E.enhance(img, CFG)[0])
+    assert kept["colour_cast"] < before["colour_cast"] / 3
     assert after["dynamic_range"] > before["dynamic_range"] + 0.3
     assert after["sharpness"] > before["sharpness"]
 
@@ -300,3 +305,83 @@ def test_enhance_names_missing_config_keys():
     cfg = {k: v for k, v in CFG.items() if k not in ("auto", "clahe")}
     with pytest.raises(ValueError, match="'enhance' lacks auto, clahe"):
         E.enhance(scene(), cfg)
+
+
+# ---- the print's character: halo-free sharpening, toning kept
+
+
+def test_sharpen_with_overshoot_limit_draws_no_halo():
+    img = np.full((40, 40, 3), 0.3, np.float32)
+    cv2.circle(img, (20, 20), 2, (0.8, 0.8, 0.8), -1)  # a bright speck
+    img = cv2.GaussianBlur(img, (0, 0), 0.8)
+    plain, limited = E.sharpen(img, 1.5), E.sharpen(img, 1.5, max_overshoot=0.02)
+    assert float(plain.min()) < 0.3 - 0.03  # a dark rim round the speck
+    assert float(limited.min()) >= 0.3 - 0.02 - 1e-6
+    assert float(limited.max()) <= float(img.max()) + 0.02 + 1e-6
+    assert sharpness(limited) > sharpness(img)  # still sharper
+
+
+def _toned(toner: str) -> np.ndarray:
+    from photoarchive.synthetic import toned_print
+
+    return toned_print(scene(240, 320), toner)
+
+
+def _mid_ab(img: np.ndarray, mids: np.ndarray) -> np.ndarray:
+    from photoarchive.qa import rgb_to_lab
+
+    return rgb_to_lab(img)[mids].mean(axis=0)[1:]
+
+
+@pytest.mark.parametrize("toner", ["sepia", "cyanotype"])
+def test_tone_keep_keeps_toning_and_neutral_does_not(toner):
+    from photoarchive.qa import rgb_to_lab
+
+    img = _toned(toner)
+    light = rgb_to_lab(img)[..., 0]
+    mids = (light >= 30) & (light <= 70)
+    before = _mid_ab(img, mids)
+    assert np.hypot(*before) > 10  # clearly toned
+    assert E.print_tone(img)["monochrome"] and E.print_tone(img)["toned"]
+    kept = E.remove_cast(img, 1.0, tone="keep")
+    assert np.hypot(*(_mid_ab(kept, mids) - before)) <= 3.0
+    if toner == "sepia":  # today's behaviour (neutral) takes the cream highlights' cast out of every tone
+        neutral = E.remove_cast(img, 1.0, tone="neutral")
+        assert np.hypot(*(_mid_ab(neutral, mids) - before)) > 5.0
+    # The whole stage with the default tone: keep.
+    out, record = E.enhance(img, CFG)
+    assert np.hypot(*(_mid_ab(out, mids) - before)) <= 5.0
+    assert record["parameters"]["cast"]["tone"] == "keep"
+
+
+def test_tone_keep_still_removes_yellowed_paper():
+    img = _toned("sepia") * np.float32([1.0, 0.97, 0.90])  # a yellowed sepia print
+    kept = E.remove_cast(img, 1.0, tone="keep")
+    assert abs(E.print_tone(kept)["paper_b"]) < 0.5 * abs(E.print_tone(img)["paper_b"])
+    untoned = damaged(scene(), noise=0.0)  # a yellowed black-and-white print: its paper is cleaned too
+    assert E.print_tone(untoned)["monochrome"] and not E.print_tone(untoned)["toned"]
+    kept = E.remove_cast(untoned, 1.0, tone="keep")
+    assert abs(E.print_tone(kept)["paper_b"]) < 0.5 * abs(E.print_tone(untoned)["paper_b"])
+
+
+def test_auto_does_not_pick_strong_for_a_toned_print():
+    img = _toned("sepia")
+    _, neutral = E.enhance(img, cfg_with(tone="neutral"))
+    _, kept = E.enhance(img, CFG)
+    assert kept["measures_before"]["colour_cast"] <= 8.0  # the toning is not counted as a cast
+    assert kept["preset"] != "strong"
+    assert kept["measures_before"]["colour_cast"] <= neutral["measures_before"]["colour_cast"]
+
+
+def test_tone_keep_leaves_colour_photos_like_neutral():
+    img = damaged(scene())
+    img[..., 0] = np.clip(img[..., 0] + 0.2 * (np.arange(img.shape[1]) > 80)[None, :], 0, 1)  # a red area: colour
+    assert not E.print_tone(img)["monochrome"]
+    np.testing.assert_array_equal(E.remove_cast(img, 0.8, tone="keep"), E.remove_cast(img, 0.8, tone="neutral"))
+
+
+def test_enhance_catalogue_overrides():
+    assert E.catalogue_overrides({"enhance_tone": " Neutral "}) == {"tone": "neutral"}
+    assert E.catalogue_overrides({"enhance_tone": "", "title": "x"}) == {}
+    with pytest.raises(ValueError, match="enhance_tone"):
+        E.catalogue_overrides({"enhance_tone": "sepia"})

@@ -32,11 +32,12 @@ def _write(path: Path, data: dict | str | bytes) -> None:
     path.write_bytes(data if isinstance(data, bytes) else data.encode())
 
 
-def _finish_chain(results: Path, name: str, verdict: dict, upto: int = 6) -> None:
+def _finish_chain(results: Path, name: str, verdict: dict, upto: int = 7) -> None:
     """Write the outputs that prove the first `upto` stages finished for a unique photo."""
     p = pid(name)
     proofs = [
         (results / "stamp" / f"{p}.png", None),
+        (results / "repair" / f"{p}.json", {"shares_text": "scratch 0.12%; dust 0.03%"}),
         (results / "enhance" / f"{p}.json", {"preset": "faded"}),
         (results / "faces" / f"{p}.json", {"faces": [{}, {}]}),
         (results / "matting" / f"{p}.json", {"backend": "classical"}),
@@ -76,7 +77,7 @@ def tree(tmp_path):
 
     published = published_names(SOURCES.values())
     _finish_chain(results, "b_original.jpg", {"status": "processed", "reasons": []})
-    _finish_chain(results, "d_stuck.png", {}, upto=3)  # stopped in matting
+    _finish_chain(results, "d_stuck.png", {}, upto=4)  # stopped in matting
     _finish_chain(results, "e_done.tif", {"status": "processed", "reasons": []})
     _finish_chain(results, "f_review.jpg", {"status": "review", "reasons": ["face changed a lot (SSIM 0.31)"]})
     _finish_chain(results, "h_unpublished.jpg", {"status": "processed", "reasons": []})
@@ -122,6 +123,7 @@ def test_manifest_rows(tree):
     assert done.status == "processed" and done.reason == "all QA checks passed"
     assert done.output == str(results / "processed" / f"{relname}_restored.{ext}") and Path(done.output).exists()
     assert (done.faces, done.preset, done.matting_backend) == ("2", "faded", "classical")
+    assert done.damage == "scratch 0.12%; dust 0.03%"
     assert (done.restore_backend, done.restore_model, done.restore_model_sha256) == ("gpen", "GPEN-512.pth", "f" * 64)
     assert done.log == ""
 

@@ -100,6 +100,7 @@ def test_remove_stale(tmp_path):
         "review/1975/img_restored.jpg": True,  # this photo, other status: removed
         "review/1975/img_matte.png": True,
         "review/1975/img_fg.png": True,
+        "review/1975/img_damage.png": True,
         "processed/1975/img_restored.jpg": False,  # the current status: kept
         "review/1975/img_restored.png": False,  # another extension: another photo
         "review/1975/img2_restored.jpg": False,  # another photo

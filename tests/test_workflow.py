@@ -72,6 +72,8 @@ def test_published_files_exist_beside_each_other(demo_run):
         stem = out.name.removesuffix(out.suffix).removesuffix("_restored")
         assert (out.parent / f"{stem}_matte.png").is_file()
         assert (out.parent / f"{stem}_fg.png").is_file()
+        assert (out.parent / f"{stem}_damage.png").is_file()
+        assert row["damage"]  # the repaired share per damage type ("none" when nothing was repaired)
     assert (results / "processed" / "documents" / "camera_1975_restored.tif").is_file()
     assert (results / "processed" / "box_1962" / "box" / "1962" / "beach_1962_restored.jpg").exists() or (
         results / "review" / "box_1962" / "box" / "1962" / "beach_1962_restored.jpg").exists()
@@ -87,7 +89,7 @@ def test_chunk_and_batch_lists_name_every_record_and_published_file(demo_run):
     listed = set(filter(None, (results / "publish" / "b0000.txt").read_text(encoding="utf-8").split("\n")))
     outputs = {r["output"] for r in rows.values() if r["output"]}
     assert len(outputs) == 7 and outputs <= listed
-    assert len(listed) == 3 * 7  # restored image, matte and foreground of each unique photo
+    assert len(listed) == 4 * 7  # restored image, matte, foreground and damage mask of each unique photo
 
 
 def test_inputs_are_untouched(demo_run):

@@ -1,0 +1,505 @@
+"""Damage repair of a scan: scratches, dust and specks, creases; filled so that grain and texture stay.
+
+Images are float32 H×W×3 RGB in [0, 1] (see CONTRIBUTING.md).
+
+Detection works on the luminance, in horizontal strips (bounded memory), at a threshold relative to
+the scan's own grain:
+
+1. two-sided line contrast: at 8 angles each pixel is compared with the pixels `max_width` + 1 px
+   away on both sides; a bright mark is brighter than both (a dark one darker), less half their
+   difference, so step edges and lines between two different areas give little;
+2. z-score: that contrast divided by its local robust spread (median per 32-px tile), so the
+   threshold follows the grain and texture around each pixel;
+3. candidates: hysteresis (seeds at `seed_z`, grown to `grow_z`), plus faint lines found by averaging
+   z along lines at 8 angles (`line_z`);
+4. scratches: candidates closer than 2 px are joined, and a component counts when it is long
+   (`min_length`), thin (`max_width`) and nearly straight (`max_bend`); dust: unjoined compact specks
+   up to `dust_max_area`;
+5. what is not damage is left alone by the company it keeps: a mark in a neighbourhood dense with
+   other contrasty pixels (`density_max`: text, pinstripes, fabric, hair) or, for dust, with many
+   other marks (`neighbours_max`: a star field), a mark along an object's outline (`edge_max`: the
+   picture under it is steep), and dark lines unless `dark_factor` × longer and straighter
+   (eyebrows, pen strokes). Inside face boxes the z-scores are divided by `face_factor`.
+
+Creases (long, wider folds) are found the same way on a half-size copy, kept only when they are long
+(`crease.min_length` of the short side).
+
+Fill: Telea inpainting (OpenCV) of a low-pass copy fills the damage with the surrounding tones; grain
+(the high-pass layer) is copied from nearby undamaged pixels at a fixed offset, so the fill has the
+grain of its surroundings rather than a smooth patch. Inside face boxes thresholds are higher (only
+clear damage) and the fill is the same structure-keeping one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from photoarchive.qa import check_image, require_keys
+
+log = logging.getLogger(__name__)
+
+DAMAGE_TYPES = ("scratch", "dust", "crease")
+# Colour of each damage type in the published `<name>_damage.png` (black: no damage).
+DAMAGE_COLOURS = {"scratch": (1.0, 0.0, 0.0), "dust": (1.0, 1.0, 0.0), "crease": (0.0, 0.5, 1.0)}
+REPAIR_KEYS = ("enabled", "types", "sensitivity", "max_width", "min_length", "dust_max_area", "seed_z",
+               "grow_z", "line_z", "density_max", "edge_max", "max_bend", "dark_factor", "neighbours_max",
+               "face_factor", "dilate", "strip_rows", "crease")
+# Line-averaging kernels: length (px, on the half-size copy) and number of angles.
+_LINE_LENGTH = 11
+_LINE_ANGLES = 8
+# Neighbourhood (px) over which candidate density and speck counts are taken.
+_DENSITY_WINDOW = 61
+_COUNT_WINDOW = 101
+# Grain: high-pass of the image below this Gaussian sigma (px); fill grain comes from this far away.
+_GRAIN_SIGMA = 1.5
+# Rows of overlap between strips, so a component cut by a strip border is seen whole in one of them.
+_STRIP_MARGIN = 64
+
+
+# ---------------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------------
+
+
+def _truthy(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on", "y"):
+        return True
+    if text in ("0", "false", "no", "off", "n"):
+        return False
+    raise ValueError(f"repair: expected on/off (yes/no, true/false, 1/0), got {value!r}")
+
+
+# metadata.csv columns that override a photo's repair settings; empty cells keep the config value.
+CATALOGUE_COLUMNS = {"repair": "enabled", "repair_sensitivity": "sensitivity"}
+
+
+def catalogue_overrides(row: dict[str, Any]) -> dict[str, Any]:
+    """Per-photo overrides from a metadata.csv row (`repair`: on/off, `repair_sensitivity`: 0–100)."""
+    out: dict[str, Any] = {}
+    for column, key in CATALOGUE_COLUMNS.items():
+        value = row.get(column)
+        if value is None or str(value).strip() == "":
+            continue
+        if key == "enabled":
+            out[key] = _truthy(value)
+        else:
+            try:
+                number = float(str(value).strip())
+            except ValueError:
+                raise ValueError(f"metadata.csv {column}={value!r}: expected a number 0-100") from None
+            if not 0 <= number <= 100:
+                raise ValueError(f"metadata.csv {column}={value!r}: expected a number 0-100")
+            out[key] = number
+    return out
+
+
+def apply_overrides(cfg: dict, overrides: dict[str, Any]) -> dict:
+    """`cfg` with per-photo `overrides` (from `catalogue_overrides`) applied; `cfg` is not changed."""
+    return {**cfg, **overrides}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Detection
+# ---------------------------------------------------------------------------------------------------
+
+
+def _line_kernels() -> list[np.ndarray]:
+    kernels = []
+    half = _LINE_LENGTH // 2
+    for k in range(_LINE_ANGLES):
+        angle = math.pi * k / _LINE_ANGLES
+        kernel = np.zeros((_LINE_LENGTH, _LINE_LENGTH), np.float32)
+        dx, dy = math.cos(angle) * half, math.sin(angle) * half
+        cv2.line(kernel, (round(half - dx), round(half - dy)), (round(half + dx), round(half + dy)), 1.0, 1,
+                 cv2.LINE_8)
+        kernels.append(kernel / kernel.sum())
+    return kernels
+
+
+_KERNELS = _line_kernels()
+
+
+def _local_scale(residual: np.ndarray, floor: float, block: int = 32) -> np.ndarray:
+    """Local spread of a residual: 1.4826 × median |residual| per `block`² tile, smoothly interpolated.
+
+    A median ignores the damage in a tile (a small share of it), so the scale is that of the grain and
+    texture around it: textured areas (grass, hair, fabric) need stronger evidence than a plain sky.
+    """
+    h, w = residual.shape
+    th, tw = max(1, -(-h // block)), max(1, -(-w // block))
+    padded = np.pad(np.abs(residual), ((0, th * block - h), (0, tw * block - w)), mode="reflect")
+    tiles = padded.reshape(th, block, tw, block).transpose(0, 2, 1, 3).reshape(th, tw, block * block)
+    scale = np.maximum(1.4826 * np.median(tiles, axis=2), floor).astype(np.float32)
+    scale = cv2.resize(scale, (tw * block, th * block), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    return cv2.GaussianBlur(scale, (0, 0), block / 2)
+
+
+def _zscores(gray: np.ndarray, width: int, floor: float) -> tuple[np.ndarray, ...]:
+    """(bright z, dark z, bright contrast, dark contrast): two-sided line contrast of `gray`, and it in
+    units of its local robust spread.
+
+    At 8 angles the pixel is compared with the two pixels `width` + 1 px away on either side: a bright
+    line is brighter than both, by the smaller of the two differences, less half their difference (a
+    scratch lies on top of the picture, which continues alike on both sides; a highlight along an
+    object's edge separates two different sides). A step edge gives nothing.
+    """
+    smooth = cv2.GaussianBlur(gray, (0, 0), 0.7)
+    h, w = gray.shape
+    d = float(width + 1)
+    bright = np.full((h, w), -np.inf, np.float32)
+    dark = np.full((h, w), -np.inf, np.float32)
+    for k in range(_LINE_ANGLES):
+        angle = math.pi * k / _LINE_ANGLES
+        nx, ny = -math.sin(angle) * d, math.cos(angle) * d
+        sides = [cv2.warpAffine(smooth, np.float32([[1, 0, sx], [0, 1, sy]]), (w, h), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REFLECT) for sx, sy in ((nx, ny), (-nx, -ny))]
+        asym = np.abs(sides[0] - sides[1]) * np.float32(0.5)
+        np.maximum(bright, np.minimum(smooth - sides[0], smooth - sides[1]) - asym, out=bright)
+        np.maximum(dark, np.minimum(sides[0] - smooth, sides[1] - smooth) - asym, out=dark)
+    return bright / _local_scale(bright, floor), dark / _local_scale(dark, floor), bright, dark
+
+
+def _hysteresis(z: np.ndarray, seed: float, grow: float) -> np.ndarray:
+    low = (z >= grow).astype(np.uint8)
+    count, labels = cv2.connectedComponents(low, connectivity=8)
+    if count <= 1:
+        return low.astype(bool)
+    has_seed = np.zeros(count, bool)
+    has_seed[np.unique(labels[z >= seed])] = True
+    has_seed[0] = False
+    return has_seed[labels]
+
+
+def _line_response(z: np.ndarray) -> np.ndarray:
+    """Largest mean of z along a 21-px line at 8 angles (faint straight or gently curved lines).
+
+    Computed on a half-size copy (11-px lines there) and enlarged: a quarter of the pixels and of the
+    kernel, nearly the same evidence (the 2×2 mean halves the grain as well as a 1-px line).
+    """
+    clipped = np.clip(z, -3.0, 6.0)
+    h, w = z.shape
+    small = cv2.resize(clipped, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    best = None
+    for kernel in _KERNELS:
+        response = cv2.filter2D(small, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT)
+        best = response if best is None else np.maximum(best, response, out=best)
+    return cv2.resize(best, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _components(candidates: np.ndarray, z: np.ndarray, join: int = 2) -> dict[str, np.ndarray]:
+    """Per-component measures of a boolean candidate mask (index 0 is the background).
+
+    Candidates closer than `join` px are one component (a scratch broken by the grain stays one long
+    line; texture merges into broad patches, which the width test then rejects). Area and peak count
+    candidate pixels only; length is the larger of the bounding box diagonal and half the outline of
+    the joined shape.
+    """
+    cand8 = candidates.astype(np.uint8)
+    joined = cv2.dilate(cand8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * join + 1,) * 2)) if join else cand8
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    inner = cv2.erode(joined, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    outline = np.bincount(labels[(joined > 0) & (inner == 0)], minlength=count).astype(np.float64)
+    labels = np.where(candidates, labels, 0)
+    flat = labels.ravel()
+    area = np.bincount(flat, minlength=count).astype(np.float64)
+    area[0] = 0.0
+    diagonal = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) - 2 * join
+    length = np.maximum(np.maximum(diagonal, outline / 2.0 - 2 * join), 1.0)
+    width = area / length
+    peak = np.asarray(ndimage.maximum(z, labels, np.arange(count)), dtype=np.float64)
+    zsum = np.bincount(flat, weights=z.ravel(), minlength=count)
+    # Bend: spread across / spread along the component's main axis (second moments of its pixels):
+    # about 0 for a straight line, 0.13 for an arc bent by an eighth of its length, 0.3+ for a rim.
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs]
+    n = np.maximum(area, 1.0)
+    moments = [np.bincount(lab, weights=v, minlength=count) / n
+               for v in (xs.astype(np.float64), ys.astype(np.float64), xs * xs.astype(np.float64),
+                         ys * ys.astype(np.float64), xs * ys.astype(np.float64))]
+    mx, my, mxx, myy, mxy = moments
+    sxx, syy, sxy = mxx - mx * mx, myy - my * my, mxy - mx * my
+    half_trace, root = (sxx + syy) / 2, np.sqrt(((sxx - syy) / 2) ** 2 + sxy**2)
+    bend = np.sqrt(np.maximum(half_trace - root, 0.0) / np.maximum(half_trace + root, 1e-9))
+    return {"count": count, "labels": labels, "area": area, "length": length, "width": width, "peak": peak,
+            "bend": bend,
+            "zmean": zsum / np.maximum(area, 1.0), "centroids": centroids}
+
+
+def _neighbourhood(texture: np.ndarray, comps: dict, window: int, count_window: int,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(share of `texture` pixels not its own, other-component count) around each component.
+
+    `texture`: every pixel above the grow threshold, seeded or not; a lone scratch of width w covers
+    about w / `window` of its neighbourhood, text, brick joints, fabric or hair much more.
+    """
+    labels, count = comps["labels"], comps["count"]
+    density = cv2.blur(texture.astype(np.float32), (window, window), borderType=cv2.BORDER_REFLECT)
+    mean_density = np.bincount(labels.ravel(), weights=density.ravel(), minlength=count)
+    mean_density /= np.maximum(comps["area"], 1.0)
+    # Less the component's own share (a line of width w crosses the window once: w × window pixels).
+    mean_density = np.maximum(mean_density - np.minimum(comps["area"], comps["width"] * window) / window**2, 0.0)
+    h, w = labels.shape
+    dots = np.zeros((h, w), np.float32)
+    cy = np.clip(np.rint(comps["centroids"][1:, 1]).astype(int), 0, h - 1)
+    cx = np.clip(np.rint(comps["centroids"][1:, 0]).astype(int), 0, w - 1)
+    np.add.at(dots, (cy, cx), 1.0)
+    counts = cv2.boxFilter(dots, -1, (count_window, count_window), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    near = np.zeros(count)
+    near[1:] = counts[cy, cx] - 1.0
+    return mean_density, near
+
+
+def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray | None,
+              scale: float = 1.0) -> dict[str, np.ndarray]:
+    """Scratch and dust masks of one strip (or of the half-size copy for creases when scale < 1)."""
+    factor = 2.0 ** ((50.0 - float(cfg["sensitivity"])) / 50.0)  # sensitivity 50 → 1, 100 → 0.5, 0 → 2
+    max_width = max(1, round(float(cfg["max_width"]) * scale))
+    seed, grow, line_t = (float(cfg[k]) * factor for k in ("seed_z", "grow_z", "line_z"))
+    min_length = float(cfg["min_length"]) * scale
+    types = set(cfg["types"])
+    h, w = gray.shape
+    out = {"scratch": np.zeros((h, w), bool), "dust": np.zeros((h, w), bool)}
+    # Slope of the picture under the marks (marks removed by a median a little wider than them, then
+    # smoothed): a highlight or shadow line along an object's outline sits on a steep slope, a scratch
+    # across the picture mostly on flat ground.
+    gray8 = np.clip(gray * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
+    ground = cv2.medianBlur(gray8, 2 * max_width + 3).astype(np.float32) * np.float32(1 / 255)
+    ground = cv2.GaussianBlur(ground, (0, 0), 2.0)
+    slope = cv2.magnitude(cv2.Sobel(ground, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(ground, cv2.CV_32F, 0, 1, ksize=3))
+    slope *= np.float32(4.0 / 8.0)  # Sobel gain 8; the rise over 4 px
+    bright_z, dark_z, bright_c, dark_c = _zscores(gray, max_width, floor)
+    # Dark lines in pictures are common (eyebrows, pen strokes, wires, hair), dark scratches on prints
+    # rarer: a dark line must be `dark_factor` × longer and straighter to count as a scratch.
+    dark = float(cfg["dark_factor"])
+    for z, contrast, stretch in ((bright_z, bright_c, 1.0), (dark_z, dark_c, dark)):
+        if face_mask is not None:
+            z = np.where(face_mask, z / np.float32(cfg["face_factor"]), z)
+        candidates = _hysteresis(z, seed, grow)
+        if "scratch" in types:
+            candidates |= (_line_response(z) >= line_t) & (z >= 1.0)
+        quiet_args = (z >= grow, slope, contrast, float(cfg["density_max"]), float(cfg["edge_max"]))
+        if "scratch" in types:
+            comps = _components(candidates, z)
+            if comps["count"] > 1:
+                length, width = comps["length"], comps["width"]
+                quiet, _ = _quiet(comps, *quiet_args)
+                scratch = ((length >= min_length * stretch) & (width <= max_width + 1) & (length >= 4 * width)
+                           & quiet & (comps["bend"] <= float(cfg["max_bend"]) / stretch))
+                scratch[0] = False
+                out["scratch"] |= scratch[comps["labels"]]
+        if "dust" in types:
+            # Specks are judged as they are, not joined to their neighbours.
+            comps = _components(candidates & ~out["scratch"], z, join=0)
+            if comps["count"] > 1:
+                length, area = comps["length"], comps["area"]
+                quiet, near = _quiet(comps, *quiet_args)
+                compact = length <= 2.5 * np.sqrt(area) + 2.0  # a speck, not a piece of a line or an edge
+                dust = ((area <= float(cfg["dust_max_area"]) * scale * scale) & compact & (comps["peak"] >= seed)
+                        & quiet & (near <= float(cfg["neighbours_max"])) & (area >= 2))
+                dust[0] = False
+                out["dust"] |= dust[comps["labels"]]
+    return out
+
+
+def _quiet(comps: dict, texture: np.ndarray, slope: np.ndarray, contrast: np.ndarray, density_max: float,
+           edge_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """(quiet, neighbour count) per component: quiet when its neighbourhood is not busy with texture and
+    it does not lie along an object's outline (the slope under it, summed, exceeds `edge_max` × its
+    summed contrast)."""
+    density, near = _neighbourhood(texture, comps, _DENSITY_WINDOW, _COUNT_WINDOW)
+    flat = comps["labels"].ravel()
+    rise = np.bincount(flat, weights=slope.ravel(), minlength=comps["count"])
+    height = np.bincount(flat, weights=np.maximum(contrast, 0).ravel(), minlength=comps["count"])
+    return (density <= density_max) & (rise <= edge_max * height), near
+
+
+def _face_mask(shape: tuple[int, int], faces: Sequence[Sequence[float]] | None, margin: float = 0.15,
+               ) -> np.ndarray | None:
+    if not faces:
+        return None
+    h, w = shape
+    mask = np.zeros((h, w), bool)
+    for x0, y0, x1, y1 in (tuple(f)[:4] for f in faces):
+        mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+        rows = slice(max(0, int(y0 - my)), min(h, math.ceil(y1 + my)))
+        mask[rows, max(0, int(x0 - mx)):min(w, math.ceil(x1 + mx))] = True
+    return mask
+
+
+def grain_floor(gray: np.ndarray) -> float:
+    """Smallest residual scale used for z-scores: half an 8-bit level, so a clean digital image does not
+    turn its last rounding step into 'damage'."""
+    return 0.5 / 255.0
+
+
+def damage_mask(image: np.ndarray, cfg: dict, faces: Sequence[Sequence[float]] | None = None,
+                ) -> dict[str, np.ndarray]:
+    """{damage type: H×W bool mask} for `DAMAGE_TYPES`, with config["repair"] `cfg`.
+
+    `faces`: optional face boxes (x0, y0, x1, y1); inside them only clear damage is marked. A pixel
+    belongs to at most one type (crease, then scratch, then dust).
+    """
+    require_keys(cfg, REPAIR_KEYS, "repair")
+    image = check_image(image)
+    h, w = image.shape[:2]
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    floor = grain_floor(gray)
+    faces_full = _face_mask((h, w), faces)
+    masks = {t: np.zeros((h, w), bool) for t in DAMAGE_TYPES}
+    step = max(int(cfg["strip_rows"]), 2 * _STRIP_MARGIN)
+    for top in range(0, h, step):
+        bottom = min(h, top + step)
+        lo, hi = max(0, top - _STRIP_MARGIN), min(h, bottom + _STRIP_MARGIN)
+        face_strip = faces_full[lo:hi] if faces_full is not None else None
+        found = _classify(gray[lo:hi], cfg, floor, face_strip)
+        for name, mask in found.items():
+            masks[name][top:bottom] = mask[top - lo:bottom - lo]
+    crease_cfg = cfg["crease"]
+    if "crease" in cfg["types"] and crease_cfg["enabled"]:
+        masks["crease"] = _creases(gray, cfg, floor, faces_full)
+    masks["scratch"] &= ~masks["crease"]
+    masks["dust"] &= ~(masks["crease"] | masks["scratch"])
+    return masks
+
+
+def _creases(gray: np.ndarray, cfg: dict, floor: float, faces: np.ndarray | None) -> np.ndarray:
+    """Long folds: the scratch detector on a half-size copy with `crease.max_width`, kept when long."""
+    h, w = gray.shape
+    small = cv2.resize(gray, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    crease_cfg = cfg["crease"]
+    sub = {**cfg, "types": ["scratch"], "max_width": float(crease_cfg["max_width"]),
+           "min_length": float(crease_cfg["min_length"]) * min(h, w)}
+    face_small = None if faces is None else cv2.resize(faces.astype(np.uint8), small.shape[::-1],
+                                                        interpolation=cv2.INTER_NEAREST).astype(bool)
+    found = _classify(small, sub, floor, face_small, scale=0.5)["scratch"]
+    big = cv2.resize(found.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    return cv2.dilate(big, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fill
+# ---------------------------------------------------------------------------------------------------
+
+
+def fill(image: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.ndarray:
+    """Fill the `mask` pixels of `image`: Telea inpainting of the low-pass layer plus grain copied from
+    nearby undamaged pixels (the high-pass layer at the nearest clean offset).
+
+    The low-pass layer is a normalised convolution that ignores the damage and its 2-px rim, so neither
+    the fill's tone nor the borrowed grain carries any of the damage.
+    """
+    image = check_image(image)
+    out = image.copy()
+    if not mask.any():
+        return out
+    m8 = mask.astype(np.uint8)
+    regions = cv2.dilate(m8, np.ones((15, 15), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(regions, connectivity=8)
+    rim = cv2.dilate(m8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
+    h, w = mask.shape
+    pad = 24
+    # Work per damaged region (bounding box plus a margin): memory and time follow the damage, not the scan.
+    for k in range(1, count):
+        x, y, bw, bh = stats[k, :4]
+        y0, y1, x0, x1 = max(0, y - pad), min(h, y + bh + pad), max(0, x - pad), min(w, x + bw + pad)
+        region_mask = m8[y0:y1, x0:x1] & (labels[y0:y1, x0:x1] == k).astype(np.uint8)
+        if not region_mask.any():
+            continue
+        crop, valid = image[y0:y1, x0:x1], (~rim[y0:y1, x0:x1]).astype(np.float32)
+        weight = cv2.GaussianBlur(valid, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
+        low = cv2.GaussianBlur(crop * valid[..., None], (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
+        low = low / np.maximum(weight, 1e-3)[..., None]
+        unknown = (weight < 0.05).astype(np.uint8) | region_mask
+        # OpenCV's float Telea is unstable on [0, 1] values (its gradient term overshoots): work in 0–255.
+        filled = np.stack([cv2.inpaint(np.ascontiguousarray(low[..., c] * np.float32(255)), unknown, radius,
+                                       cv2.INPAINT_TELEA) for c in range(3)], axis=-1) * np.float32(1 / 255)
+        high = (crop - filled) * valid[..., None]
+        grain = _borrow_grain(high, valid > 0, region_mask)
+        sel = region_mask.astype(bool)
+        out[y0:y1, x0:x1][sel] = filled[sel] + grain[sel]
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _borrow_grain(high: np.ndarray, valid: np.ndarray, region_mask: np.ndarray) -> np.ndarray:
+    """High-pass values for the damaged pixels of one region crop, each from the nearest offset (among
+    8 directions and a few distances) whose source pixel is `valid` (away from any damage)."""
+    h, w = valid.shape
+    grain = np.zeros((h, w, 3), np.float32)
+    yy, xx = np.nonzero(region_mask)
+    for distance in (5, 8, 12, 17, 23):
+        for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0), (1, 1), (-1, -1), (1, -1), (-1, 1)):
+            if not yy.size:
+                return grain
+            sy, sx = yy + dy * distance, xx + dx * distance
+            inside = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
+            ok = np.zeros(yy.size, bool)
+            ok[inside] = valid[sy[inside], sx[inside]]
+            grain[yy[ok], xx[ok]] = high[sy[ok], sx[ok]]
+            yy, xx = yy[~ok], xx[~ok]
+    return grain
+
+
+# ---------------------------------------------------------------------------------------------------
+# The stage
+# ---------------------------------------------------------------------------------------------------
+
+
+def label_image(masks: dict[str, np.ndarray]) -> np.ndarray:
+    """The damage masks as an H×W×3 float picture: each type in its `DAMAGE_COLOURS`, black elsewhere."""
+    first = next(iter(masks.values()))
+    out = np.zeros((*first.shape, 3), np.float32)
+    for name in DAMAGE_TYPES:
+        if name in masks:
+            out[masks[name]] = DAMAGE_COLOURS[name]
+    return out
+
+
+def shares_text(shares: dict[str, float]) -> str:
+    """'scratch 0.12%; dust 0.03%' (types with no damage left out; 'none' when nothing was repaired)."""
+    parts = [f"{name} {100 * share:.2f}%" for name, share in shares.items() if share > 0]
+    return "; ".join(parts) or "none"
+
+
+def repair(image: np.ndarray, cfg: dict, faces: Sequence[Sequence[float]] | None = None,
+           ) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+    """Detect and fill damage with config["repair"] `cfg`; return (image, masks, record).
+
+    record: enabled, shares (repaired share of pixels per damage type, before the fill's dilation),
+    shares_text, parameters (the settings used) and seconds. With `enabled` false the image is
+    returned unchanged (a copy) and every share is 0.
+    """
+    started = time.perf_counter()
+    require_keys(cfg, REPAIR_KEYS, "repair")
+    image = check_image(image)
+    h, w = image.shape[:2]
+    parameters = {k: cfg[k] for k in ("enabled", "types", "sensitivity", "max_width", "min_length")}
+    if not cfg["enabled"]:
+        masks = {t: np.zeros((h, w), bool) for t in DAMAGE_TYPES}
+        record = {"enabled": False, "shares": {t: 0.0 for t in DAMAGE_TYPES}, "shares_text": "off",
+                  "parameters": parameters}
+        return image.copy(), masks, record
+    masks = damage_mask(image, cfg, faces)
+    union = np.zeros((h, w), bool)
+    for mask in masks.values():
+        union |= mask
+    grow = int(cfg["dilate"])
+    if grow > 0:
+        union = cv2.dilate(union.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
+                           ).astype(bool)
+    out = fill(image, union)
+    shares = {t: round(float(masks[t].mean()), 6) for t in DAMAGE_TYPES}
+    seconds = time.perf_counter() - started
+    log.info("repair: %s in %.2f s", shares_text(shares), seconds)
+    record = {"enabled": True, "shares": shares, "shares_text": shares_text(shares),
+              "filled_share": round(float(union.mean()), 6), "parameters": parameters,
+              "faces": len(faces or [])}
+    return out, masks, record
