@@ -1,0 +1,26 @@
+# Hand-off to the archive: BagIt bags (Archivematica transfer layout, PREMIS 3) under results/package/.
+# Not part of `all`: run `snakemake package --cores 2` when the run is finished.
+
+
+rule package:
+    input:
+        manifest="results/manifest.csv",
+        published=published_files,
+        originals=package_originals,
+    output:
+        index="results/package/bags.tsv",
+    log:
+        "logs/package.log",
+    params:
+        options=config["package"],
+        input_dir=str(INPUT_DIR),
+        sources=list(SOURCES.values()),
+        catalogue=METADATA_ROWS,
+        decisions=config["package"]["decisions"],
+    threads: 2
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/package.yaml"
+    script:
+        "../scripts/package.py"
