@@ -380,9 +380,9 @@ def _entry_events(prov: _Provenance, entry: Entry, results: Path, decisions: dic
                    [pipeline], master_ref)
     ok = ingest.get("status") == "ok"
     keys = ("width", "height", "bit_depth", "mode", "phash", "notes")
+    facts = json.dumps({k: ingest.get(k) for k in keys if k in ingest}, ensure_ascii=False)
     prov.event(pid, "ingest", "ingestion", ingest_date,
-               "ingest: decoded once and checked; " + json.dumps({k: ingest.get(k) for k in keys if k in ingest},
-                                                                  ensure_ascii=False),
+               f"ingest of {row.get('source', '')!r}: decoded once and checked; {facts}",
                "success" if ok else "failure", [pipeline], master_ref,
                "" if ok else (ingest.get("reason") or row.get("reason", "not ingested")))
     if ingest.get("sha256") or row.get("sha256"):

@@ -183,3 +183,40 @@ def test_second_run_keeps_the_bag_and_a_change_rebuilds_it(bag, tmp_path):
     assert [r.built for r in rebuilt] == [True] and check_bag(bag["bag"]) == []
     assert not (bag["bag"] / "data" / "objects" / "service" / "coll1" / "photo 0001_damage.png").exists()
     assert [p.name for p in bag["bag"].parent.iterdir()] == ["ACC-7"]  # no temporary folder left behind
+
+
+@pytest.mark.slow
+def test_snakemake_package_target_on_a_tiny_run(tmp_path):
+    """The real pipeline on two small scans and a duplicate, then `snakemake package` twice."""
+    from skimage import data
+    from skimage.transform import resize
+
+    from photoarchive.imageio import encode_image
+    from tests.workflow import snakemake
+
+    scans = tmp_path / "scans"
+    (scans / "people").mkdir(parents=True)
+    (scans / "things").mkdir()
+    (scans / "people" / "astronaut.png").write_bytes(encode_image(resize(data.astronaut(), (160, 160)), ".png"))
+    (scans / "things" / "coffee.jpg").write_bytes(encode_image(resize(data.coffee(), (120, 160)), ".jpg"))
+    (scans / "things" / "coffee copy.jpg").write_bytes((scans / "things" / "coffee.jpg").read_bytes())
+    (scans / "metadata.csv").write_text("file,date,title,description,people,archive_id\n"
+                                        "people/astronaut.png,1984-02-07,Spacewalk,,Bruce McCandless,NASA-1\n",
+                                        encoding="utf-8")
+    before = snapshot(scans)
+    work = tmp_path / "work"
+    work.mkdir()
+    config = {"input_dir": str(scans), "package": "{'source_organization': 'Test Lab', 'layout': 'run'}"}
+    snakemake(work, "package", config=config)
+    index = (work / "results" / "package" / "bags.tsv").read_text(encoding="utf-8").splitlines()
+    assert len(index) == 2 and index[1].startswith("photoarchive\t") and index[1].endswith("built")
+    bag = work / "results" / "package" / "photoarchive"
+    assert check_bag(bag) == [] and bagit.Bag(str(bag)).info["Source-Organization"] == "Test Lab"
+    rows = list(csv.DictReader(open(bag / "data" / "metadata" / "metadata.csv", encoding="utf-8")))
+    assert {r["filename"] for r in rows} == {"objects/people/astronaut.png", "objects/things/coffee.jpg",
+                                            "objects/things/coffee copy.jpg"}
+    assert next(r for r in rows if r["filename"].endswith("astronaut.png"))["dc.title"] == "Spacewalk"
+    assert (bag / "data" / "objects" / "service" / "people" / "astronaut.png").is_file()
+    assert snapshot(scans) == before
+    again = snakemake(work, "package", config=config)
+    assert "Nothing to be done" in again.stdout + again.stderr
