@@ -158,12 +158,16 @@ def _bag_name(options: PackageOptions, collection: str | None) -> str:
     return f"{base}_{_UNSAFE.sub('_', collection).strip('._-') or 'collection'}"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _encodable(relpath: str) -> bool:
+    """False for a name that is not valid UTF-8 (surrogate-escaped bytes): it cannot be named in a bag."""
     try:
         relpath.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return "\n" not in relpath and "\r" not in relpath
+    return True
 
 
 def _original_path(source: Source, input_dir: Path, results: Path) -> Path | None:
@@ -199,7 +203,7 @@ def plan_entries(results: Path, input_dir: Path, manifest: Path, sources: list[S
         original = _original_path(source, input_dir, results)
         if original is None:
             continue
-        rel = PurePosixPath(source.relpath)
+        rel = PurePosixPath(_CONTROL.sub("_", source.relpath))  # a line break in a name: "_" in the bag
         entry.files.append(PayloadFile(f"objects/{rel}", original, "master", source.photo_id, source.relpath))
         status = row.get("status", "")
         if status not in ("processed", "review") or source.photo_id not in published:

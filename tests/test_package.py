@@ -13,6 +13,7 @@ import pytest
 from lxml import etree
 
 from photoarchive.fixity import check_bag
+from photoarchive.ingest import discover_sources
 from photoarchive.package import PREMIS_NS, PackageOptions, package
 from tests.package_tree import DETECTOR_SHA, GPEN_SHA, make_tree
 from tests.workflow import snapshot
@@ -220,3 +221,18 @@ def test_snakemake_package_target_on_a_tiny_run(tmp_path):
     assert snapshot(scans) == before
     again = snakemake(work, "package", config=config)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_line_break_in_a_name_becomes_underscore_in_the_bag(tree, tmp_path):
+    odd = tree["scans"] / "coll0" / "two\nlines.jpg"
+    odd.write_bytes(b"not really a jpeg")
+    with open(tree["results"] / "manifest.csv", "a", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerow(["two_lines-00000000", "coll0/two\nlines.jpg", "", "failed", "",
+                                                      "not an image file", *[""] * 10])
+    sources = discover_sources(tree["scans"])
+    [result] = package(tree["results"], tree["scans"], tree["results"] / "manifest.csv", sources,
+                       tmp_path / "package", PackageOptions())
+    assert (result.path / "data" / "objects" / "coll0" / "two_lines.jpg").read_bytes() == b"not really a jpeg"
+    assert check_bag(result.path) == []
+    premis = etree.parse(str(result.path / "data" / "metadata" / "premis.xml"))
+    assert "coll0/two\nlines.jpg" in premis.xpath("//premis:originalName/text()", namespaces=P)
