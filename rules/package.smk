@@ -20,6 +20,9 @@ rule package:
     threads: 2
     resources:
         mem_mb=1000,
+        # every payload file is read twice (PREMIS/checksum.sha256, then bagit's manifest): about 0.3 s
+        # per photo for 20 MB scans; at least 10 minutes
+        runtime=max(10, len(SOURCES) // 200),
     conda:
         "../envs/package.yaml"
     script:
