@@ -7,6 +7,7 @@ rule package:
         manifest="results/manifest.csv",
         published=published_files,
         originals=package_originals,
+        decisions=lambda wc: [config["package"]["decisions"]] if config["package"]["decisions"] else [],
     output:
         index="results/package/bags.tsv",
     log:
@@ -16,7 +17,6 @@ rule package:
         input_dir=str(INPUT_DIR),
         sources=list(SOURCES.values()),
         catalogue=METADATA_ROWS,
-        decisions=config["package"]["decisions"],
     threads: 2
     resources:
         mem_mb=1000,

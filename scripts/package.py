@@ -12,7 +12,7 @@ options = PackageOptions(layout=opts["layout"], link=opts["link"], source_organi
 index = Path(snakemake.output.index)
 bags = package(Path(snakemake.input.manifest).parent, Path(snakemake.params.input_dir), Path(snakemake.input.manifest),
                snakemake.params.sources, index.parent, options, snakemake.params.catalogue,
-               Path(snakemake.params.decisions) if snakemake.params.decisions else None)
+               Path(snakemake.input.decisions[0]) if snakemake.input.decisions else None)
 write_index(index, bags)
 for bag in bags:
     log.info("%s: %s, %d files, %d bytes", bag.path, "built" if bag.built else "unchanged, kept", bag.files, bag.bytes)

@@ -261,3 +261,16 @@ def test_premis_validates_against_the_premis_3_schema(bag):
     event = broken.find(".//premis:event", namespaces=P)
     event.remove(event.find("premis:eventDateTime", namespaces=P))
     assert not schema.validate(broken)  # the schema does catch a missing required element
+
+
+def test_republishing_a_derivative_leaves_the_linked_bag_intact_and_rebuilds_it(bag):
+    """The pipeline replaces files by rename (a new inode), so a hard link in the bag keeps the bytes it had."""
+    from photoarchive.imageio import write_atomic
+
+    published = next(bag["results"].glob("*/coll0/photo 0000_fg.png"))
+    linked = bag["bag"] / "data" / "objects" / "service" / "coll0" / "photo 0000_fg.png"
+    assert linked.stat().st_ino == published.stat().st_ino
+    write_atomic(published, b"re-published bytes")
+    assert check_bag(bag["bag"]) == []
+    [again] = _build(bag, bag["bag"].parent, source_organization="Stadtarchiv", external_identifier="ACC-7")
+    assert again.built and linked.read_bytes() == b"re-published bytes" and check_bag(bag["bag"]) == []
