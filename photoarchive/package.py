@@ -204,6 +204,8 @@ def plan_entries(results: Path, input_dir: Path, manifest: Path, sources: list[S
         if original is None:
             continue
         rel = PurePosixPath(_CONTROL.sub("_", source.relpath))  # a line break in a name: "_" in the bag
+        if rel.parts[0].casefold() in ("service", "access"):  # the input's own folder, not Archivematica's
+            rel = PurePosixPath(f"_{rel.parts[0]}", *rel.parts[1:])
         entry.files.append(PayloadFile(f"objects/{rel}", original, "master", source.photo_id, source.relpath))
         status = row.get("status", "")
         if status not in ("processed", "review") or source.photo_id not in published:
@@ -221,7 +223,8 @@ def plan_entries(results: Path, input_dir: Path, manifest: Path, sources: list[S
         for dest, src, role in derivatives:
             if src.is_file():
                 taken.add(dest.casefold())
-                entry.files.append(PayloadFile(dest, src, role, source.photo_id, src.as_posix()))
+                entry.files.append(PayloadFile(dest, src, role, source.photo_id,
+                                               f"results/{src.relative_to(results).as_posix()}"))
     return entries
 
 

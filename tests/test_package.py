@@ -274,3 +274,17 @@ def test_republishing_a_derivative_leaves_the_linked_bag_intact_and_rebuilds_it(
     assert check_bag(bag["bag"]) == []
     [again] = _build(bag, bag["bag"].parent, source_organization="Stadtarchiv", external_identifier="ACC-7")
     assert again.built and linked.read_bytes() == b"re-published bytes" and check_bag(bag["bag"]) == []
+
+
+def test_an_input_folder_named_service_is_not_taken_for_derivatives(tree, tmp_path):
+    (tree["scans"] / "service").mkdir()
+    (tree["scans"] / "service" / "scan.jpg").write_bytes(b"a scan in a folder named service")
+    with open(tree["results"] / "manifest.csv", "a", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerow(["service__scan-00000000", "service/scan.jpg", "", "failed", "",
+                                                      "not an image file", *[""] * 10])
+    [result] = package(tree["results"], tree["scans"], tree["results"] / "manifest.csv",
+                       discover_sources(tree["scans"]), tmp_path / "package", PackageOptions())
+    assert (result.path / "data" / "objects" / "_service" / "scan.jpg").is_file()
+    premis = etree.parse(str(result.path / "data" / "metadata" / "premis.xml"))
+    names = premis.xpath("//premis:originalName/text()", namespaces=P)
+    assert "service/scan.jpg" in names and any(n.startswith("results/processed/coll") for n in names)
