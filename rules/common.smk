@@ -229,3 +229,20 @@ def write_partial_manifest():
         logger.warning("results/manifest.csv and results/failed.txt written for this partial run")
     except Exception as exc:  # the run already failed: report, don't mask the original error
         logger.error(f"could not write the partial manifest: {exc}")
+
+
+def package_originals(wildcards):
+    """The originals a package bag holds as masters: input files (or their ZIP's unpack folder)."""
+    files = set()
+    for s in SOURCES.values():
+        if s.refusal:
+            continue
+        if s.archive:
+            files.add(f"results/unpacked/{archive_id(s.archive)}")
+        elif "\n" not in s.relpath and "\r" not in s.relpath and s.relpath.isprintable():
+            try:
+                s.relpath.encode("utf-8")
+            except UnicodeEncodeError:
+                continue
+            files.add(input_file(s.relpath))
+    return sorted(files)
