@@ -40,7 +40,11 @@ def gates(gray: np.ndarray, cfg: dict, truth: dict[str, np.ndarray]) -> Counter:
         cand = R._hysteresis(z, seed, grow) | ((R._line_response(z) >= line_t) & (z >= 1.0))
         for kind, join in (("scratch", 2), ("dust", 0)):
             comps = R._components(cand, z, join=join)
-            quiet, near = R._quiet(comps, z >= grow, slope, contrast, float(cfg["density_max"]), float(cfg["edge_max"]))
+            quiet, _ = R._quiet(comps, z >= grow, slope, contrast, float(cfg["density_max"]), float(cfg["edge_max"]))
+            speck = ((comps["area"] <= float(cfg["dust_max_area"])) & (comps["peak"] >= seed) & (comps["area"] >= 2)
+                     & (comps["length"] <= 2.5 * np.sqrt(comps["area"]) + 2.0))
+            near = R._speck_neighbours(comps, speck, R._COUNT_WINDOW)
+            alone = R._isolated(gray, comps, speck, bright=polarity == "bright")
             density, _ = R._neighbourhood(z >= grow, comps, R._DENSITY_WINDOW, R._COUNT_WINDOW)
             for t in ("scratch", "dust"):
                 count, labels = cv2.connectedComponents(truth[t].astype(np.uint8))
@@ -68,6 +72,8 @@ def gates(gray: np.ndarray, cfg: dict, truth: dict[str, np.ndarray]) -> Counter:
                                 r.append("weak")
                             if near[j] > float(cfg["neighbours_max"]):
                                 r.append("crowded")
+                            if not alone[j]:
+                                r.append("not alone")
                         if density[j] > float(cfg["density_max"]):
                             r.append("busy")
                         elif not quiet[j]:
