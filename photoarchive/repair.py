@@ -17,8 +17,9 @@ the scan's own grain:
    up to `dust_max_area`;
 5. what is not damage is left alone by the company it keeps: a mark in a neighbourhood dense with
    other contrasty pixels (`density_max`: text, pinstripes, fabric, hair) or, for dust, with many
-   other marks (`neighbours_max`: a star field), a mark along an object's outline (`edge_max`: the
-   picture under it is steep), and dark lines unless `dark_factor` × longer and straighter
+   other specks (`neighbours_max`: a star field) or with anything nearly as contrasty in the ring
+   2–5 px around it (the end or a piece of a stroke, a letter, a branch), a mark along an object's
+   outline (`edge_max`: the picture under it is steep), and dark lines unless `dark_factor` × longer and straighter
    (eyebrows, pen strokes). Inside face boxes the z-scores are divided by `face_factor`.
 
 Creases (long, wider folds) are found the same way on a half-size copy, kept only when they are long
@@ -58,6 +59,8 @@ _LINE_ANGLES = 8
 # Neighbourhood (px) over which candidate density and speck counts are taken.
 _DENSITY_WINDOW = 61
 _COUNT_WINDOW = 101
+# A speck's ring (px from it) and how far (share of the speck's own contrast) the ring may stand out.
+_RING_INNER, _RING_OUTER, _RING_SHARE = 2, 5, 0.5
 # Grain: high-pass of the image below this Gaussian sigma (px); fill grain comes from this far away.
 _GRAIN_SIGMA = 1.5
 # Rows of overlap between strips, so a component cut by a strip border is seen whole in one of them.
@@ -258,6 +261,45 @@ def _neighbourhood(texture: np.ndarray, comps: dict, window: int, count_window: 
     return mean_density, near
 
 
+def _isolated(gray: np.ndarray, comps: dict, chosen: np.ndarray, bright: bool) -> np.ndarray:
+    """Per component: whether a speck stands alone, i.e. the ring 2–5 px around it holds nothing nearly
+    as far from the ring's mean as the speck itself (the end or a piece of a stroke, a letter or a
+    branch has its continuation in that ring)."""
+    keep = np.ones(comps["count"], bool)
+    ids = np.flatnonzero(chosen)
+    if not ids.size:
+        return keep
+    labels = np.where(np.isin(comps["labels"], ids), comps["labels"], 0).astype(np.float32)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _RING_OUTER + 1,) * 2)
+    inner = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _RING_INNER + 1,) * 2)
+    ring = np.where(cv2.dilate(labels, inner) > 0, 0, cv2.dilate(labels, disc)).astype(np.int32)
+    count = comps["count"]
+    signed = gray if bright else -gray
+    ry, rx = np.nonzero(ring)
+    rl, rv = ring[ry, rx], signed[ry, rx].astype(np.float64)
+    ring_mean = np.bincount(rl, weights=rv, minlength=count) / np.maximum(np.bincount(rl, minlength=count), 1)
+    ring_peak = np.full(count, -np.inf)
+    np.maximum.at(ring_peak, rl, rv)
+    sy, sx = np.nonzero(labels)
+    speck_peak = np.full(count, -np.inf)
+    np.maximum.at(speck_peak, comps["labels"][sy, sx], signed[sy, sx].astype(np.float64))
+    keep[ids] = (ring_peak[ids] - ring_mean[ids]) <= _RING_SHARE * (speck_peak[ids] - ring_mean[ids])
+    return keep
+
+
+def _speck_neighbours(comps: dict, speck: np.ndarray, window: int) -> np.ndarray:
+    """Per component: how many other `speck` components have their centre within the `window`² square
+    around its centre."""
+    h, w = comps["labels"].shape
+    cy = np.clip(np.rint(comps["centroids"][:, 1]).astype(int), 0, h - 1)
+    cx = np.clip(np.rint(comps["centroids"][:, 0]).astype(int), 0, w - 1)
+    dots = np.zeros((h, w), np.float32)
+    chosen = np.flatnonzero(speck[1:]) + 1
+    np.add.at(dots, (cy[chosen], cx[chosen]), 1.0)
+    counts = cv2.boxFilter(dots, -1, (window, window), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    return counts[cy, cx] - speck.astype(np.float32)
+
+
 def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray | None,
               scale: float = 1.0) -> dict[str, np.ndarray]:
     """Scratch and dust masks of one strip (or of the half-size copy for creases when scale < 1)."""
@@ -301,10 +343,14 @@ def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray |
             comps = _components(candidates & ~out["scratch"], z, join=0)
             if comps["count"] > 1:
                 length, area = comps["length"], comps["area"]
-                quiet, near = _quiet(comps, *quiet_args)
+                quiet, _ = _quiet(comps, *quiet_args)
                 compact = length <= 2.5 * np.sqrt(area) + 2.0  # a speck, not a piece of a line or an edge
-                dust = ((area <= float(cfg["dust_max_area"]) * scale * scale) & compact & (comps["peak"] >= seed)
-                        & quiet & (near <= float(cfg["neighbours_max"])) & (area >= 2))
+                speck = ((area <= float(cfg["dust_max_area"]) * scale * scale) & compact & (comps["peak"] >= seed)
+                         & (area >= 2))
+                # Crowding counts other specks only (a star field is many), not the grain's small blobs.
+                near = _speck_neighbours(comps, speck, _COUNT_WINDOW)
+                dust = speck & quiet & (near <= float(cfg["neighbours_max"]))
+                dust &= _isolated(gray, comps, dust, bright=stretch == 1.0)
                 dust[0] = False
                 out["dust"] |= dust[comps["labels"]]
     return out
