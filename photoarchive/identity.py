@@ -13,7 +13,14 @@ A job builds one `FaceEmbedder` and, per face:
 2. `embedding(image, geometry)` → (128,) float32: the 150×150 chip cut with `dlib.get_face_chip`
    (padding 0.25) from that geometry, through the ResNet;
 3. `distance(before, after, box)` = ‖e(before) − e(after)‖ with the geometry of ``before`` applied to both,
-   so both chips are cut identically ("same landmarks").
+   so both chips are cut identically ("same landmarks"); `compare` returns it together with `shape_drift`
+   of the same two chips and the geometry (for the record).
+
+The embedding is trained to ignore pose and expression, and so it also barely reacts to a restorer that
+enlarges the eyes or reshapes the face (bench: 0.15–0.38 for such edits, the same range as good
+restorations). `shape_drift` measures that directly (non-rigid optical flow between the two chips, in %
+of the face size), so the guard has two numbers: ``distance`` (a different person) and ``drift`` (the
+same person, reshaped). Thresholds: `IDENTITY_DEFAULTS`.
 
 Only the pixels around the face are converted to uint8 (the box plus a margin for the shape predictor,
 the chip's footprint for the chip), never the whole photo. ``image`` may also be a crop of the photo
@@ -52,8 +59,9 @@ _SHAPE_MARGIN = 0.5
 # face) samples the same grid in a crop as in the whole photo.
 _ALIGN = 64
 
-# Thresholds on the embedding distance, measured with bench/bench_identity.py (see its table):
-# above ``warn`` the face is retried at lower strength, above ``review`` the photo goes to review.
+# Thresholds chosen with bench/bench_identity.py (see its table), for the embedding distance (warn,
+# review) and the shape drift in % of the face (drift_warn, drift_review): above a warn level the face is
+# retried at lower strength, above a review level the photo goes to review.
 IDENTITY_DEFAULTS: dict[str, float] = {"warn": 0.45, "review": 0.55, "drift_warn": 1.5, "drift_review": 2.2}
 
 Box = tuple[float, float, float, float]
