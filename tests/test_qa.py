@@ -13,22 +13,32 @@ CFG = {
     "sharpness_size": 512,
     "face_ssim_size": 64,
     "min_face_ssim": 0.55,
+    "min_face_detail_ratio": 0.5,
+    "min_face_score": 0.9,
     "min_sharpness_ratio": 0.8,
     "min_face_ratio": 0.03,
     "max_colour_cast": 10.0,
-    "max_noise": 0.03,
+    "max_noise_gain": 1.5,
     "review_missing_face": True,
     "review_document_faces": True,
 }
+
+IDENTITY = {"guard": True, "warn": 0.4, "review": 0.5, "strength_step": 20, "min_strength": 20}
 
 CLEAN = {
     "faces": 2,
     "largest_face_ratio": 0.2,
     "sharpness_before": 300.0,
     "sharpness_after": 320.0,
-    "noise_after": 0.005,
+    "noise_before": 0.02,
+    "noise_after": 0.018,
     "colour_cast_after": 2.0,
     "face_ssim": 0.8,
+    "face_detail_ratio": 0.9,
+    "identity_distance": 0.2,
+    "face_checks": [{"index": 0, "score": 0.99, "identity_distance": 0.2},
+                    {"index": 1, "score": 0.97, "identity_distance": 0.15}],
+    "identity_flags": [],
     "restore_errors": [],
     "is_document": False,
     "person_found": True,
@@ -118,8 +128,19 @@ def test_largest_face_ratio():
 
 
 def test_triage_processes_a_clean_record():
-    verdict, reasons = qa.triage(CLEAN, CFG)
+    verdict, reasons = qa.triage(CLEAN, CFG, IDENTITY)
     assert verdict == "processed" and reasons
+
+
+def test_kept_film_grain_is_not_a_defect():
+    # A grainy scan whose grain the restore step kept on purpose: as noisy after as before.
+    verdict, _ = qa.triage(dict(CLEAN, noise_before=0.045, noise_after=0.05), CFG, IDENTITY)
+    assert verdict == "processed"
+
+
+def test_kept_toning_is_not_a_colour_cast():
+    verdict, _ = qa.triage(dict(CLEAN, colour_cast_after=18.0, tone_kept=True), CFG, IDENTITY)
+    assert verdict == "processed"
 
 
 def test_triage_processes_a_photo_without_faces():
@@ -136,13 +157,19 @@ def test_triage_processes_a_photo_without_faces():
         ({"sharpness_after": 150.0}, "sharpness fell from 300 to 150 (ratio 0.50 < 0.80)"),
         ({"largest_face_ratio": 0.02}, "largest face is 0.020 of the image's short side < 0.030"),
         ({"colour_cast_after": 14.2}, "colour cast 14.2 > 10.0"),
-        ({"noise_after": 0.05}, "noise σ=0.050 > 0.030"),
+        ({"noise_after": 0.05}, "noise σ rose from 0.020 to 0.050 (×2.5 > ×1.5)"),
+        ({"face_detail_ratio": 0.3}, "face detail fell to 0.30 of the scan's (< 0.50)"),
+        ({"face_checks": [{"index": 0, "score": 0.99, "identity_distance": 0.62}]},
+         "face 0: identity distance 0.62 from the scan > 0.50"),
+        ({"face_checks": [{"index": 1, "score": 0.83}]}, "face 1: detection score 0.83 < 0.90"),
+        ({"identity_flags": ["face 0: identity distance 0.44 still > 0.40 (warn threshold) at the lowest strength 20"]},
+         "face 0: identity distance 0.44 still > 0.40"),
         ({"faces": 0, "face_ssim": None}, "a person was detected but no face"),
         ({"is_document": True}, "document with 2 restored face(s)"),
     ],
 )
 def test_triage_routes_each_rule_to_review(change, expected):
-    verdict, reasons = qa.triage(dict(CLEAN, **change), CFG)
+    verdict, reasons = qa.triage(dict(CLEAN, **change), CFG, IDENTITY)
     assert verdict == "review"
     assert len(reasons) == 1 and reasons[0].startswith(expected)
     if "restore_errors" not in change:
@@ -153,7 +180,7 @@ def test_triage_collects_all_reasons_and_null_disables_a_rule():
     metrics = dict(CLEAN, face_ssim=0.3, noise_after=0.1)
     verdict, reasons = qa.triage(metrics, CFG)
     assert verdict == "review" and len(reasons) == 2
-    verdict, reasons = qa.triage(metrics, dict(CFG, min_face_ssim=None, max_noise=None))
+    verdict, reasons = qa.triage(metrics, dict(CFG, min_face_ssim=None, max_noise_gain=None))
     assert verdict == "processed"
 
 
@@ -163,5 +190,5 @@ def test_triage_skips_missing_metrics():
 
 
 def test_triage_names_missing_config_keys():
-    with pytest.raises(ValueError, match="'qa' lacks .*max_noise"):
-        qa.triage(CLEAN, {k: v for k, v in CFG.items() if k != "max_noise"})
+    with pytest.raises(ValueError, match="'qa' lacks .*max_noise_gain"):
+        qa.triage(CLEAN, {k: v for k, v in CFG.items() if k != "max_noise_gain"})

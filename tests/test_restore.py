@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from photoarchive.faces import Face, FaceDetector, alignment_template
+from photoarchive.faces import Face, FaceDetector, align_face, alignment_template
 from photoarchive.restore import (
     ClassicalRestorer,
     GPENRestorer,
@@ -18,6 +18,7 @@ from photoarchive.restore import (
     build_restorer,
     catalogue_overrides,
     estimate_noise,
+    guard_identity,
     region_masks,
     resolve_controls,
     restore_faces,
@@ -351,3 +352,78 @@ def test_bad_gpen_file_auto_falls_back_gpen_raises(tmp_path, monkeypatch, photo)
     selector = build_restorer({"backend": "gpen", "model": "512", "device": "cpu"}, tmp_path)
     with pytest.raises(Exception):  # noqa: B017 - whatever load_gpen raises for a foreign file
         selector.restorer_for(photo.shape)
+
+
+# ------------------------------------------------------------------------------------- identity guard
+
+GUARD = {"guard": True, "warn": 0.4, "review": 0.5, "strength_step": 20, "min_strength": 20}
+
+
+class ProportionalEmbedder:
+    """A stand-in embedder whose distance is the blended share of the restorer's change, times ``gain``."""
+
+    def __init__(self, gain: float):
+        self.gain = gain
+
+    def distance(self, before, after, box):
+        return self.gain * float(np.abs(after - before).mean()) / 0.25
+
+    def info(self):
+        return {"embedder": "proportional"}
+
+
+def test_guard_lowers_strength_step_by_step_until_the_distance_passes():
+    crop = np.full((32, 32, 3), 0.5, np.float32)
+    restored = crop + 0.25  # at strength s the stand-in distance is 0.9 s / 100
+    checked = guard_identity(ProportionalEmbedder(0.9), crop, restored, np.ones((32, 32), np.float32), 80.0,
+                             (4, 4, 28, 28), GUARD)
+    assert [t[0] for t in checked["identity_tries"]] == [80, 60, 40]
+    assert checked["strength"] == 40 and checked["identity"] == "lowered"
+    assert checked["identity_distance"] == pytest.approx(0.36)
+
+
+def test_guard_sends_to_review_when_retries_run_out():
+    crop = np.full((32, 32, 3), 0.5, np.float32)
+    checked = guard_identity(ProportionalEmbedder(3.0), crop, crop + 0.25, np.ones((32, 32), np.float32), 80.0,
+                             (4, 4, 28, 28), GUARD)
+    assert [t[0] for t in checked["identity_tries"]] == [80, 60, 40, 20]
+    assert checked["strength"] == 20 and checked["identity"] == "review"  # 0.6 at the lowest strength
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from photoarchive.identity import FaceEmbedder
+
+    return FaceEmbedder()
+
+
+@pytest.fixture(scope="module")
+def mobile_faces(photo) -> list[Face]:
+    kept, _ = FaceDetector({"detector": "retinaface_mobile"}, "/x").detect(photo)
+    assert len(kept) == 1
+    return kept
+
+
+def test_identity_guard_passes_a_good_restoration(photo, mobile_faces, embedder):
+    out, record = restore_faces(photo, mobile_faces, ClassicalRestorer(size=512), cfg={"identity": GUARD},
+                                embedder=embedder)
+    entry = record["faces"][0]
+    assert entry["identity"] == "ok" and entry["strength"] == 80 and entry["identity_distance"] < GUARD["warn"]
+    assert record["identity_flags"] == [] and record["identity_guard"]["embedder"] == "dlib-resnet-v1"
+    assert not np.array_equal(out, photo)
+
+
+def test_identity_guard_fires_on_a_swapped_face(photo, mobile_faces, embedder):
+    # A "restorer" that returns another person: the camera man's face aligned onto the same template.
+    camera = np.repeat(data.camera()[:, :, None], 3, axis=2).astype(np.float32) / 255.0
+    other = FaceDetector({"detector": "retinaface_mobile"}, "/x").detect(camera)[0][0]
+    swap = align_face(camera, other.landmarks, 256)[0]
+    cfg = {**FULL, "strength": 80, "identity": GUARD}
+    _, record = restore_faces(photo, mobile_faces, FakeRestorer(lambda c: swap), cfg=cfg, embedder=embedder)
+    entry = record["faces"][0]
+    assert entry["identity_tries"][0][1] > GUARD["review"]  # the swap itself is far from the astronaut
+    assert entry["strength"] < 80 and entry["identity"] != "ok"
+    # Without the guard the swap would be pasted at full strength.
+    _, unguarded = restore_faces(photo, mobile_faces, FakeRestorer(lambda c: swap),
+                                 cfg={**cfg, "identity": {**GUARD, "guard": False}}, embedder=embedder)
+    assert unguarded["faces"][0]["strength"] == 80 and "identity" not in unguarded["faces"][0]
