@@ -48,8 +48,8 @@ from photoarchive.ingest import file_sha256
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHIP_PADDING", "CHIP_SIZE", "IDENTITY_DEFAULTS", "ChipGeometry", "FaceEmbedder", "model_paths",
-           "shape_drift"]
+__all__ = ["CHIP_PADDING", "CHIP_SIZE", "IDENTITY_DEFAULTS", "ChipGeometry", "FaceEmbedder", "FaceReference",
+           "model_paths", "shape_drift"]
 
 CHIP_SIZE = 150  # the ResNet's input side (fixed by the model)
 CHIP_PADDING = 0.25  # dlib's default padding around the 5-point face for this model
@@ -136,6 +136,15 @@ class ChipGeometry:
         return x0, y0, math.ceil(cx + ex + margin) + 1, math.ceil(cy + ey + margin) + 1
 
 
+@dataclass(frozen=True)
+class FaceReference:
+    """The BEFORE side of a comparison: geometry, its 150×150 uint8 chip and the chip's embedding."""
+
+    geometry: ChipGeometry
+    chip: np.ndarray
+    embedding: np.ndarray
+
+
 class FaceEmbedder:
     """dlib 5-point shape predictor + ResNet face embedding, loaded once per job; deterministic.
 
@@ -197,17 +206,29 @@ class FaceEmbedder:
     def distance(self, before: np.ndarray, after: np.ndarray, box: Box, origin: tuple[int, int] = (0, 0)) -> float:
         """Euclidean distance of the embeddings of ``before`` and ``after`` (same size), both cut with the
         geometry found on ``before``."""
-        return self.compare(before, after, box, origin)["distance"]
+        if np.shape(before)[:2] != np.shape(after)[:2]:
+            raise ValueError(f"before {np.shape(before)} and after {np.shape(after)} differ in size")
+        ref = self.reference(before, box, origin)
+        return float(np.linalg.norm(ref.embedding - self.embed_chip(self.chip(after, ref.geometry, origin))))
 
     def compare(self, before: np.ndarray, after: np.ndarray, box: Box,
                 origin: tuple[int, int] = (0, 0)) -> dict[str, Any]:
         """`distance`, `shape_drift` of the same chips and the geometry: ``{"distance", "drift", "geometry"}``."""
         if np.shape(before)[:2] != np.shape(after)[:2]:
             raise ValueError(f"before {np.shape(before)} and after {np.shape(after)} differ in size")
+        return self.compare_with(self.reference(before, box, origin), after, origin)
+
+    def reference(self, before: np.ndarray, box: Box, origin: tuple[int, int] = (0, 0)) -> FaceReference:
+        """Geometry, chip and embedding of the BEFORE face, to compare several candidates (retries) against."""
         geometry = self.chip_geometry(before, box, origin)
-        chip_before, chip_after = self.chip(before, geometry, origin), self.chip(after, geometry, origin)
-        distance = float(np.linalg.norm(self.embed_chip(chip_before) - self.embed_chip(chip_after)))
-        return {"distance": distance, "drift": shape_drift(chip_before, chip_after), "geometry": geometry.to_dict()}
+        chip = self.chip(before, geometry, origin)
+        return FaceReference(geometry, chip, self.embed_chip(chip))
+
+    def compare_with(self, ref: FaceReference, after: np.ndarray, origin: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+        """`compare` against a `reference`: only the AFTER chip is cut and embedded."""
+        chip = self.chip(after, ref.geometry, origin)
+        return {"distance": float(np.linalg.norm(ref.embedding - self.embed_chip(chip))),
+                "drift": shape_drift(ref.chip, chip), "geometry": ref.geometry.to_dict()}
 
     # ---- internals
 

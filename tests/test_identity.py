@@ -132,6 +132,15 @@ def test_enlarged_eyes_are_caught_by_shape_drift(embedder, astronaut):
     assert embedder.compare(astronaut, warped, ASTRONAUT_BOX)["drift"] > IDENTITY_DEFAULTS["drift_review"]
 
 
+def test_reference_serves_several_candidates_like_compare(embedder, astronaut):
+    """A retry loop embeds the BEFORE face once and compares each candidate with it."""
+    ref = embedder.reference(astronaut, ASTRONAUT_BOX)
+    for sigma in (0.8, 1.6):
+        candidate = cv2.GaussianBlur(astronaut, (0, 0), sigma)
+        assert embedder.compare_with(ref, candidate) == embedder.compare(astronaut, candidate, ASTRONAUT_BOX)
+    assert embedder.compare_with(ref, candidate)["distance"] == embedder.distance(astronaut, candidate, ASTRONAUT_BOX)
+
+
 def test_bad_input_raises(embedder, astronaut):
     with pytest.raises(ValueError, match="x1 > x0"):
         embedder.chip_geometry(astronaut, (100.0, 100.0, 90.0, 150.0))
