@@ -12,8 +12,9 @@ Distances (geometry always found on the first image of the pair, applied to both
                     simulated restorations of the aged face: sharpen, denoise, grain removal, slight blur,
                     small smooth warps of 2 and 4 px per 100 px of face
   c  identity edit  aged ↔ the face replaced by another person's (aligned onto the same landmarks with
-                    `align_face` and pasted with `paste_faces`), and strong warps (eyes enlarged or moved,
-                    face 15 % wider or narrower, longer chin, mouth moved down)
+                    `align_face` and pasted with `paste_faces`; the whole aligned crop, or only the inner
+                    face), and strong warps on faces with both eyes visible (eyes enlarged or moved, face 15 %
+                    wider or narrower, longer chin, mouth moved down; sized by the eye distance)
   d  other people   every pair of distinct identities, clean and aged (each with its own geometry)
   s  same person    the same person in two different photos (for scale: pose, age, lighting differ)
 
@@ -122,6 +123,11 @@ def five_points(geometry: ChipGeometry) -> np.ndarray:
     across = eye_r - eye_l
     mouth = nose + 0.55 * (nose - mid)
     return np.array([eye_l, eye_r, nose, mouth - 0.4 * across, mouth + 0.4 * across], dtype=np.float32)
+
+
+def is_frontal(pts: np.ndarray, box) -> bool:
+    """Both eyes visible: eye distance ≥ 0.25 of the box width (a profile's landmarks bunch up)."""
+    return float(np.hypot(*(pts[1] - pts[0]))) >= 0.25 * (box[2] - box[0])
 
 
 def local(image: np.ndarray, box, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -316,7 +322,7 @@ def main() -> None:
                         landmarks_method=method)
             faces.append({"name": f"{photo['name']}#{k}", "identity": photo["person"] or f"{photo['name']}#{k}",
                           "image": image, "face": face, "geometry": geometry, "pts": pts, "seed": len(faces),
-                          "face_px": float(face.size)})
+                          "face_px": float(face.size), "frontal": is_frontal(pts, box)})
     print(f"{len(faces)} faces (≥ {MIN_FACE_PX} px) from {len({f['identity'] for f in faces})} identities; "
           f"boxes: {', '.join(sorted(sources))}; {embedder.info()['embedder']}")
 
@@ -346,8 +352,9 @@ def main() -> None:
             f["emb"][strength] = ref[1]
             for kind, img in good_restorations(aged, f["face"], box, f["face_px"], f["seed"]).items():
                 add("b", kind, f, strength, ref, img, g)
-            for kind, img in strong_warps(aged, f["pts"]).items():
-                add("c", kind, f, strength, ref, img, g)
+            if f["frontal"]:  # the warps are sized by the eye distance: meaningless on a profile
+                for kind, img in strong_warps(aged, f["pts"]).items():
+                    add("c", kind, f, strength, ref, img, g)
             # swaps: donors of other identities (aged the same way), the next K in a fixed rotation
             donors = [d for d in faces if d["identity"] != f["identity"]]
             start = faces.index(f)
