@@ -62,7 +62,7 @@ _ALIGN = 64
 # Thresholds chosen with bench/bench_identity.py (see its table), for the embedding distance (warn,
 # review) and the shape drift in % of the face (drift_warn, drift_review): above a warn level the face is
 # retried at lower strength, above a review level the photo goes to review.
-IDENTITY_DEFAULTS: dict[str, float] = {"warn": 0.40, "review": 0.50, "drift_warn": 1.75, "drift_review": 2.0}
+IDENTITY_DEFAULTS: dict[str, float] = {"warn": 0.40, "review": 0.50, "drift_warn": 1.5, "drift_review": 1.75}
 
 Box = tuple[float, float, float, float]
 Region = tuple[int, int, int, int]
