@@ -135,10 +135,10 @@ def test_enlarged_eyes_are_caught_by_shape_drift(embedder, astronaut):
 def test_reference_serves_several_candidates_like_compare(embedder, astronaut):
     """A retry loop embeds the BEFORE face once and compares each candidate with it."""
     ref = embedder.reference(astronaut, ASTRONAUT_BOX)
-    for sigma in (0.8, 1.6):
-        candidate = cv2.GaussianBlur(astronaut, (0, 0), sigma)
-        assert embedder.compare_with(ref, candidate) == embedder.compare(astronaut, candidate, ASTRONAUT_BOX)
-    assert embedder.compare_with(ref, candidate)["distance"] == embedder.distance(astronaut, candidate, ASTRONAUT_BOX)
+    candidate = cv2.GaussianBlur(astronaut, (0, 0), 1.2)
+    result = embedder.compare_with(ref, candidate)
+    assert result == embedder.compare(astronaut, candidate, ASTRONAUT_BOX)
+    assert result["distance"] == embedder.distance(astronaut, candidate, ASTRONAUT_BOX) > 0.0
 
 
 def test_bad_input_raises(embedder, astronaut):
