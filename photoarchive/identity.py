@@ -13,7 +13,14 @@ A job builds one `FaceEmbedder` and, per face:
 2. `embedding(image, geometry)` → (128,) float32: the 150×150 chip cut with `dlib.get_face_chip`
    (padding 0.25) from that geometry, through the ResNet;
 3. `distance(before, after, box)` = ‖e(before) − e(after)‖ with the geometry of ``before`` applied to both,
-   so both chips are cut identically ("same landmarks").
+   so both chips are cut identically ("same landmarks"); `compare` returns it together with `shape_drift`
+   of the same two chips and the geometry (for the record).
+
+The embedding is trained to ignore pose and expression, and so it also barely reacts to a restorer that
+enlarges the eyes or reshapes the face (bench: 0.15–0.38 for such edits, the same range as good
+restorations). `shape_drift` measures that directly (non-rigid optical flow between the two chips, in %
+of the face size), so the guard has two numbers: ``distance`` (a different person) and ``drift`` (the
+same person, reshaped). Thresholds: `IDENTITY_DEFAULTS`.
 
 Only the pixels around the face are converted to uint8 (the box plus a margin for the shape predictor,
 the chip's footprint for the chip), never the whole photo. ``image`` may also be a crop of the photo
@@ -25,12 +32,14 @@ Arrays are float32 H×W×3 RGB in [0, 1]; boxes ``(x0, y0, x1, y1)`` in image pi
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from photoarchive.faces import as_rgb
@@ -39,7 +48,8 @@ from photoarchive.ingest import file_sha256
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHIP_PADDING", "CHIP_SIZE", "IDENTITY_DEFAULTS", "ChipGeometry", "FaceEmbedder", "model_paths"]
+__all__ = ["CHIP_PADDING", "CHIP_SIZE", "IDENTITY_DEFAULTS", "ChipGeometry", "FaceEmbedder", "FaceReference",
+           "model_paths", "shape_drift"]
 
 CHIP_SIZE = 150  # the ResNet's input side (fixed by the model)
 CHIP_PADDING = 0.25  # dlib's default padding around the 5-point face for this model
@@ -49,9 +59,10 @@ _SHAPE_MARGIN = 0.5
 # face) samples the same grid in a crop as in the whole photo.
 _ALIGN = 64
 
-# Thresholds on the embedding distance, measured with bench/bench_identity.py (see its table):
-# above ``warn`` the face is retried at lower strength, above ``review`` the photo goes to review.
-IDENTITY_DEFAULTS: dict[str, float] = {"warn": 0.45, "review": 0.55}
+# Thresholds chosen with bench/bench_identity.py (see its table), for the embedding distance (warn,
+# review) and the shape drift in % of the face (drift_warn, drift_review): above a warn level the face is
+# retried at lower strength, above a review level the photo goes to review.
+IDENTITY_DEFAULTS: dict[str, float] = {"warn": 0.40, "review": 0.50, "drift_warn": 1.5, "drift_review": 1.75}
 
 Box = tuple[float, float, float, float]
 Region = tuple[int, int, int, int]
@@ -125,6 +136,15 @@ class ChipGeometry:
         return x0, y0, math.ceil(cx + ex + margin) + 1, math.ceil(cy + ey + margin) + 1
 
 
+@dataclass(frozen=True)
+class FaceReference:
+    """The BEFORE side of a comparison: geometry, its 150×150 uint8 chip and the chip's embedding."""
+
+    geometry: ChipGeometry
+    chip: np.ndarray
+    embedding: np.ndarray
+
+
 class FaceEmbedder:
     """dlib 5-point shape predictor + ResNet face embedding, loaded once per job; deterministic.
 
@@ -165,27 +185,50 @@ class FaceEmbedder:
         pixels, (ox, oy) = _uint8_region(image, region, origin)
         return self._shape_in(pixels, rect, ox, oy)
 
+    def chip(self, image: np.ndarray, geometry: ChipGeometry | dict[str, Any],
+             origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """The 150×150 uint8 RGB chip that `embedding` sees (``dlib.get_face_chip``, padding 0.25)."""
+        import dlib
+
+        geometry = _as_geometry(geometry)
+        pixels, (ox, oy) = _uint8_region(image, geometry.region(), origin)
+        return dlib.get_face_chip(pixels, geometry.detection(ox, oy), size=CHIP_SIZE, padding=CHIP_PADDING)
+
     def embedding(self, image: np.ndarray, geometry: ChipGeometry | dict[str, Any],
                   origin: tuple[int, int] = (0, 0)) -> np.ndarray:
         """(128,) float32 embedding of the chip cut from ``image`` with ``geometry`` (from any image of this face)."""
-        geometry = _as_geometry(geometry)
-        pixels, (ox, oy) = _uint8_region(image, geometry.region(), origin)
-        return self._embed(pixels, geometry, ox, oy)
+        return self.embed_chip(self.chip(image, geometry, origin))
+
+    def embed_chip(self, chip: np.ndarray) -> np.ndarray:
+        """(128,) float32 embedding of a chip from `chip`."""
+        return np.asarray(self._net.compute_face_descriptor(np.ascontiguousarray(chip)), dtype=np.float32)
 
     def distance(self, before: np.ndarray, after: np.ndarray, box: Box, origin: tuple[int, int] = (0, 0)) -> float:
         """Euclidean distance of the embeddings of ``before`` and ``after`` (same size), both cut with the
         geometry found on ``before``."""
-        return self.compare(before, after, box, origin)["distance"]
+        if np.shape(before)[:2] != np.shape(after)[:2]:
+            raise ValueError(f"before {np.shape(before)} and after {np.shape(after)} differ in size")
+        ref = self.reference(before, box, origin)
+        return float(np.linalg.norm(ref.embedding - self.embed_chip(self.chip(after, ref.geometry, origin))))
 
     def compare(self, before: np.ndarray, after: np.ndarray, box: Box,
                 origin: tuple[int, int] = (0, 0)) -> dict[str, Any]:
-        """`distance` plus the geometry used: ``{"distance", "geometry"}`` (JSON-ready)."""
+        """`distance`, `shape_drift` of the same chips and the geometry: ``{"distance", "drift", "geometry"}``."""
         if np.shape(before)[:2] != np.shape(after)[:2]:
             raise ValueError(f"before {np.shape(before)} and after {np.shape(after)} differ in size")
+        return self.compare_with(self.reference(before, box, origin), after, origin)
+
+    def reference(self, before: np.ndarray, box: Box, origin: tuple[int, int] = (0, 0)) -> FaceReference:
+        """Geometry, chip and embedding of the BEFORE face, to compare several candidates (retries) against."""
         geometry = self.chip_geometry(before, box, origin)
-        e_before = self.embedding(before, geometry, origin)
-        e_after = self.embedding(after, geometry, origin)
-        return {"distance": float(np.linalg.norm(e_before - e_after)), "geometry": geometry.to_dict()}
+        chip = self.chip(before, geometry, origin)
+        return FaceReference(geometry, chip, self.embed_chip(chip))
+
+    def compare_with(self, ref: FaceReference, after: np.ndarray, origin: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+        """`compare` against a `reference`: only the AFTER chip is cut and embedded."""
+        chip = self.chip(after, ref.geometry, origin)
+        return {"distance": float(np.linalg.norm(ref.embedding - self.embed_chip(chip))),
+                "drift": shape_drift(ref.chip, chip), "geometry": ref.geometry.to_dict()}
 
     # ---- internals
 
@@ -196,11 +239,52 @@ class FaceEmbedder:
         shape = self._shape(pixels, dlib.rectangle(left - ox, top - oy, right - ox, bottom - oy))
         return ChipGeometry(rect, tuple((p.x + ox, p.y + oy) for p in shape.parts()))
 
-    def _embed(self, pixels: np.ndarray, geometry: ChipGeometry, ox: int, oy: int) -> np.ndarray:
-        import dlib
 
-        chip = dlib.get_face_chip(pixels, geometry.detection(ox, oy), size=CHIP_SIZE, padding=CHIP_PADDING)
-        return np.asarray(self._net.compute_face_descriptor(chip), dtype=np.float32)
+def shape_drift(chip_before: np.ndarray, chip_after: np.ndarray) -> float:
+    """How far the face's features moved between two chips cut with the same geometry, in % of the face size.
+
+    The embedding is trained to ignore pose and expression, so it barely sees a restorer that enlarges the
+    eyes or reshapes the face. This measures it directly: dense optical flow (OpenCV DIS) from the before
+    chip to the after chip, both gray, slightly blurred and locally contrast-normalised (so sharpening,
+    denoising and grain removal move nothing); the best similarity (shift, turn, scale) is removed, and the
+    95th percentile of the remaining displacement inside the face ellipse is returned. One chip pixel is
+    1 % of the face (150 px chip, padding 0.25 → 100 px face).
+    """
+    if np.array_equal(chip_before, chip_after):
+        return 0.0
+    flow = _dis().calc(_flow_input(chip_before), _flow_input(chip_after), None)
+    xx, yy, inside = _face_ellipse(np.shape(chip_before)[0])
+    x = np.stack([xx[inside], yy[inside]], axis=1).astype(np.float64)
+    y = x + flow[inside].astype(np.float64)
+    # least-squares similarity x → y (a, b, tx, ty): y = [[a, -b], [b, a]] x + t
+    n = len(x)
+    design = np.zeros((2 * n, 4))
+    design[0::2] = np.column_stack([x[:, 0], -x[:, 1], np.ones(n), np.zeros(n)])
+    design[1::2] = np.column_stack([x[:, 1], x[:, 0], np.zeros(n), np.ones(n)])
+    params, *_ = np.linalg.lstsq(design, y.reshape(-1), rcond=None)
+    residual = (y.reshape(-1) - design @ params).reshape(-1, 2)
+    face_px = np.shape(chip_before)[0] / (1.0 + 2.0 * CHIP_PADDING)
+    return float(np.percentile(np.hypot(residual[:, 0], residual[:, 1]), 95) / face_px * 100.0)
+
+
+def _dis():
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+
+def _flow_input(chip: np.ndarray) -> np.ndarray:
+    """Gray, blurred (σ 1.1 px), locally normalised (σ 6 px) uint8: flow sees shapes, not grain or sharpness."""
+    gray = cv2.cvtColor(np.ascontiguousarray(chip), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gray = cv2.GaussianBlur(gray, (0, 0), 1.1)
+    mean = cv2.GaussianBlur(gray, (0, 0), 6.0)
+    std = np.sqrt(cv2.GaussianBlur((gray - mean) ** 2, (0, 0), 6.0)) + 2.0
+    return np.clip((gray - mean) / std * 40.0 + 128.0, 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=4)
+def _face_ellipse(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    inside = ((xx - 0.5 * size) / (0.33 * size)) ** 2 + ((yy - 0.55 * size) / (0.42 * size)) ** 2 < 1.0
+    return xx, yy, inside
 
 
 def _as_geometry(geometry: ChipGeometry | dict[str, Any]) -> ChipGeometry:
