@@ -18,7 +18,7 @@ Distances (geometry always found on the first image of the pair, applied to both
   d  other people   every pair of distinct identities, clean and aged (each with its own geometry)
   s  same person    the same person in two different photos (for scale: pose, age, lighting differ)
 
-Then, for the thresholds ``warn`` and ``review`` (`photoarchive.identity.IDENTITY_DEFAULTS` unless given):
+Then, for the thresholds ``warn`` and ``review`` (config.schema.yaml's `restore.identity` unless given):
 share of good restorations (b) above each, share of identity edits (c) below ``review``.
 
 Usage (from the repo root)::
@@ -48,10 +48,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from photoarchive.faces import Face, align_face, alignment_template, paste_faces  # noqa: E402
-from photoarchive.identity import IDENTITY_DEFAULTS, ChipGeometry, FaceEmbedder, shape_drift  # noqa: E402
+from photoarchive.identity import ChipGeometry, FaceEmbedder, shape_drift  # noqa: E402
 from photoarchive.imageio import to_integer  # noqa: E402
-from photoarchive.restore import build_restorer, restore_faces  # noqa: E402
+from photoarchive.restore import RESTORE_DEFAULTS, build_restorer, restore_faces  # noqa: E402
 from photoarchive.synthetic import aged_print  # noqa: E402
+
+THRESHOLDS = {k: RESTORE_DEFAULTS["identity"][k] for k in ("warn", "review", "drift_warn", "drift_review")}
 
 log = logging.getLogger("bench_identity")
 OUT = ROOT / "bench" / "out" / "bench_identity.csv"
@@ -287,13 +289,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--people", type=int, default=None, help="use only the first N photos")
     ap.add_argument("--swaps", type=int, default=3, help="donor faces per target (identity edits)")
-    for key, value in IDENTITY_DEFAULTS.items():
+    for key, value in THRESHOLDS.items():
         ap.add_argument(f"--{key.replace('_', '-')}", type=float, default=value)
     ap.add_argument("--from-csv", action="store_true", help="only re-read bench/out/bench_identity.csv and report "
                     "(e.g. with other thresholds)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    thresholds = {key: getattr(args, key) for key in IDENTITY_DEFAULTS}
+    thresholds = {key: getattr(args, key) for key in THRESHOLDS}
     if args.from_csv:
         with OUT.open() as fh:
             rows = [{**r, "distance": float(r["distance"]), "drift": float(r["drift"]) if r["drift"] else ""}

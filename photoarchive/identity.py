@@ -20,7 +20,7 @@ The embedding is trained to ignore pose and expression, and so it also barely re
 enlarges the eyes or reshapes the face (bench: 0.15–0.38 for such edits, the same range as good
 restorations). `shape_drift` measures that directly (non-rigid optical flow between the two chips, in %
 of the face size), so the guard has two numbers: ``distance`` (a different person) and ``drift`` (the
-same person, reshaped). Thresholds: `IDENTITY_DEFAULTS`.
+same person, reshaped). Thresholds: `restore.identity` in config.schema.yaml, chosen with bench/bench_identity.py.
 
 Only the pixels around the face are converted to uint8 (the box plus a margin for the shape predictor,
 the chip's footprint for the chip), never the whole photo. ``image`` may also be a crop of the photo
@@ -48,7 +48,7 @@ from photoarchive.ingest import file_sha256
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHIP_PADDING", "CHIP_SIZE", "IDENTITY_DEFAULTS", "ChipGeometry", "FaceEmbedder", "FaceReference",
+__all__ = ["CHIP_PADDING", "CHIP_SIZE", "ChipGeometry", "FaceEmbedder", "FaceReference",
            "model_paths", "shape_drift"]
 
 CHIP_SIZE = 150  # the ResNet's input side (fixed by the model)
@@ -58,11 +58,6 @@ _SHAPE_MARGIN = 0.5
 # Crop origins are multiples of this, so dlib's image pyramid (used for chips much smaller than the
 # face) samples the same grid in a crop as in the whole photo.
 _ALIGN = 64
-
-# Thresholds chosen with bench/bench_identity.py (see its table), for the embedding distance (warn,
-# review) and the shape drift in % of the face (drift_warn, drift_review): above a warn level the face is
-# retried at lower strength, above a review level the photo goes to review.
-IDENTITY_DEFAULTS: dict[str, float] = {"warn": 0.40, "review": 0.50, "drift_warn": 1.5, "drift_review": 1.75}
 
 Box = tuple[float, float, float, float]
 Region = tuple[int, int, int, int]

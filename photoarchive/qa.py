@@ -330,7 +330,8 @@ def measure_photo(original: np.ndarray, restored: np.ndarray, faces: Sequence[di
             detail_before = face_detail(before)
             check["detail_ratio"] = face_detail(after) / detail_before if detail_before > 1e-6 else None
             if embedder is not None:
-                check["identity_distance"] = float(embedder.distance(original, restored, tuple(record["box"])))
+                found = embedder.compare(original, restored, tuple(record["box"]))
+                check["identity_distance"], check["shape_drift"] = float(found["distance"]), float(found["drift"])
         checks.append(check)
 
     def worst(key: str, pick):
@@ -348,6 +349,7 @@ def measure_photo(original: np.ndarray, restored: np.ndarray, faces: Sequence[di
         "face_ssim": worst("ssim", min),
         "face_detail_ratio": worst("detail_ratio", min),
         "identity_distance": worst("identity_distance", max),
+        "shape_drift": worst("shape_drift", max),
         "face_checks": checks,
         "restore_errors": list(restore_record.get("errors", [])),
         "identity_flags": list(restore_record.get("identity_flags", [])),
@@ -360,9 +362,9 @@ def triage(metrics: dict, cfg: dict, identity: dict | None = None) -> tuple[str,
     `metrics` keys (missing or None ones skip their rule): faces, largest_face_ratio, sharpness_before,
     sharpness_after, noise_before, noise_after, colour_cast_after, face_ssim (min over faces),
     face_detail_ratio (min), identity_distance (max), face_checks (per face: index, score,
-    identity_distance), restore_errors, identity_flags, is_document, person_found, tone_kept.
+    identity_distance, shape_drift), restore_errors, identity_flags, is_document, person_found, tone_kept.
     `cfg` is config["qa"]; a threshold set to null disables its rule. `identity` is
-    config["restore"]["identity"] (its ``review`` threshold). What is flagged is what a person must
+    config["restore"]["identity"] (its ``review`` and ``drift_review`` thresholds). What is flagged is what a person must
     look at: a failed or doubtful face, a face that may have become someone else, a missed face, lost
     detail. Film grain kept from the scan is not a defect. A photo without faces (landscape,
     document) is processed like any other.
@@ -376,13 +378,15 @@ def triage(metrics: dict, cfg: dict, identity: dict | None = None) -> tuple[str,
         reasons.append(f"restoration failed: {error}")
 
     reasons += list(metrics.get("identity_flags") or [])
-    review_at = (identity or {}).get("review")
-    if review_at is not None:
-        for check in checks:
-            distance = check.get("identity_distance")
-            if distance is not None and distance > review_at:
-                reasons.append(f"face {check['index']}: identity distance {distance:.2f} from the scan > "
-                               f"{review_at:.2f}: the restored face may be someone else")
+    identity = identity or {}
+    for check in checks:
+        distance, drift = check.get("identity_distance"), check.get("shape_drift")
+        if distance is not None and identity.get("review") is not None and distance > identity["review"]:
+            reasons.append(f"face {check['index']}: identity distance {distance:.2f} from the scan > "
+                           f"{identity['review']:.2f}: the restored face may be someone else")
+        if drift is not None and identity.get("drift_review") is not None and drift > identity["drift_review"]:
+            reasons.append(f"face {check['index']}: shape drift {drift:.2f} % of the face > "
+                           f"{identity['drift_review']:.2f} %: the features of the restored face moved")
 
     min_score = cfg["min_face_score"]
     if min_score is not None:

@@ -100,7 +100,8 @@ RESTORE_DEFAULTS: dict[str, Any] = {
     **CONTROL_DEFAULTS,
     "classical": dict(CLASSICAL_DEFAULTS),
     "paste": dict(PASTE_DEFAULTS),
-    "identity": {"guard": True, "warn": 0.40, "review": 0.50, "strength_step": 20.0, "min_strength": 20.0},
+    "identity": {"guard": True, "warn": 0.40, "review": 0.50, "drift_warn": 1.5, "drift_review": 1.75,
+                 "strength_step": 20.0, "min_strength": 20.0},
 }
 
 DOWNLOAD_HINT = "python -m photoarchive.download {name}"
@@ -599,7 +600,9 @@ def _reinject_grain_into(out: np.ndarray, original: np.ndarray, amount: float, s
 class IdentityEmbedder(Protocol):
     """What the identity guard needs of an embedder (`photoarchive.identity.FaceEmbedder`)."""
 
-    def distance(self, before: np.ndarray, after: np.ndarray, box: tuple[float, float, float, float]) -> float: ...
+    def reference(self, before: np.ndarray, box: tuple[float, float, float, float]) -> Any: ...
+
+    def compare_with(self, ref: Any, after: np.ndarray) -> dict[str, Any]: ...
 
     def info(self) -> dict[str, Any]: ...
 
@@ -609,28 +612,32 @@ def guard_identity(embedder: IdentityEmbedder, crop: np.ndarray, restored: np.nd
     """The identity guard of one face, in aligned-crop space → the strength to paste with and why.
 
     The restored crop is blended into the restorer's input at ``strength`` (× ``region_map``), as the
-    paste will do, and the embedding distance to the input is measured with the same landmarks (found
-    in ``box`` of the input). Above ``cfg["warn"]`` the strength is lowered by ``strength_step`` and the
-    face tried again, down to ``min_strength``. Verdict: ``ok`` (first try), ``lowered`` (a lower strength
-    passed), ``drift`` (still above ``warn`` at the lowest strength) or ``review`` (above ``review``).
+    paste will do, and compared with the input with the same landmarks (found in ``box`` of the input):
+    the embedding distance (another person?) and the shape drift (features moved, % of the face). Above
+    ``warn`` or ``drift_warn`` the strength is lowered by ``strength_step`` and the face tried again,
+    down to ``min_strength``. Verdict: ``ok`` (first try), ``lowered`` (a lower strength passed), ``warn``
+    (still above a warn level at the lowest strength) or ``review`` (above ``review`` or ``drift_review``).
     """
+    reference = embedder.reference(crop, box)  # the input face is embedded once for all tries
     tries: list[list[float]] = []
     while True:
         blended = crop + (strength / 100.0) * region_map[:, :, None] * (restored - crop)
-        distance = float(embedder.distance(crop, blended, box))
-        tries.append([round(strength, 3), round(distance, 4)])
+        found = embedder.compare_with(reference, blended)
+        distance, drift = float(found["distance"]), float(found["drift"])
+        tries.append([round(strength, 3), round(distance, 4), round(drift, 3)])
+        over = distance > float(cfg["warn"]) or drift > float(cfg["drift_warn"])
         lower = strength - float(cfg["strength_step"])
-        if distance <= float(cfg["warn"]) or lower < float(cfg["min_strength"]) - 1e-9:
+        if not over or lower < float(cfg["min_strength"]) - 1e-9:
             break
         strength = lower
-    if distance > float(cfg["review"]):
+    if distance > float(cfg["review"]) or drift > float(cfg["drift_review"]):
         verdict = "review"
-    elif distance > float(cfg["warn"]):
-        verdict = "drift"
+    elif over:
+        verdict = "warn"
     else:
         verdict = "ok" if len(tries) == 1 else "lowered"
-    return {"strength": strength, "identity_distance": round(distance, 4), "identity_tries": tries,
-            "identity": verdict}
+    return {"strength": strength, "identity_distance": round(distance, 4), "shape_drift": round(drift, 3),
+            "identity_tries": tries, "identity": verdict}
 
 
 def _box_in_crop(face: Face, affine: np.ndarray) -> tuple[float, float, float, float]:
@@ -741,15 +748,22 @@ def restore_faces(
     record["n_faces"] = len(record["faces"])
     record["n_restored"] = sum(1 for e in record["faces"] if e.get("status") == "restored")
     record["n_failed"] = sum(1 for e in record["faces"] if e.get("status") == "error")
-    record["identity_flags"] = [
-        f"face {e['index']}: identity distance {e['identity_distance']:.2f} "
-        + (f"> {cfg['identity']['review']:.2f} (review threshold)" if e["identity"] == "review"
-           else f"still > {cfg['identity']['warn']:.2f} (warn threshold) at the lowest strength "
-                f"{e['strength']:g} after {len(e['identity_tries']) - 1} retries")
-        for e in record["faces"] if e.get("identity") in ("review", "drift")]
+    record["identity_flags"] = [_identity_flag(e, cfg["identity"]) for e in record["faces"]
+                                if e.get("identity") in ("review", "warn")]
     if return_crops:
         return result, record, qa
     return result, record
+
+
+def _identity_flag(entry: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """The QA reason for a face the identity guard could not pass, with its numbers and thresholds."""
+    numbers = (f"face {entry['index']}: identity distance {entry['identity_distance']:.2f}, shape drift "
+               f"{entry['shape_drift']:.2f} % of the face")
+    if entry["identity"] == "review":
+        return (f"{numbers} (review above {cfg['review']:.2f} or {cfg['drift_review']:.2f} %): the restored face "
+                "may have become someone else")
+    return (f"{numbers}: still above the warn level ({cfg['warn']:.2f} or {cfg['drift_warn']:.2f} %) at the lowest "
+            f"strength {entry['strength']:g} after {len(entry['identity_tries']) - 1} retries")
 
 
 def face_provenance(faces: list[dict[str, Any]], record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -761,7 +775,8 @@ def face_provenance(faces: list[dict[str, Any]], record: dict[str, Any]) -> list
         out.append({"index": index, "detector": face.get("detector"), "score": face.get("score"),
                     "box": face.get("box"), "landmarks": face.get("landmarks"),
                     "status": entry.get("status"), "strength": entry.get("strength"),
-                    "identity_distance": entry.get("identity_distance"), "identity": entry.get("identity")})
+                    "identity_distance": entry.get("identity_distance"), "shape_drift": entry.get("shape_drift"),
+                    "identity": entry.get("identity")})
     return out
 
 

@@ -15,7 +15,10 @@ import pytest
 from skimage import data
 
 from photoarchive.faces import align_face, paste_faces
-from photoarchive.identity import IDENTITY_DEFAULTS, ChipGeometry, FaceEmbedder, model_paths
+from photoarchive.identity import ChipGeometry, FaceEmbedder, model_paths
+from photoarchive.restore import RESTORE_DEFAULTS
+
+THRESHOLDS = RESTORE_DEFAULTS["identity"]
 
 ASTRONAUT_BOX = (177.0, 67.0, 270.0, 160.0)  # OpenCV Haar box of the astronaut's face
 CAMERA_BOX = (189.0, 117.0, 258.0, 186.0)  # dlib CNN (mmod) box of the camera man's face
@@ -104,8 +107,8 @@ def test_mildly_sharpened_and_denoised_face_stays_below_review(embedder, astrona
     restored = cv2.bilateralFilter(np.clip(sharpened, 0, 1).astype(np.float32), d=0, sigmaColor=0.08,
                                    sigmaSpace=2.0)
     result = embedder.compare(astronaut, restored, ASTRONAUT_BOX)
-    assert 0.0 < result["distance"] < IDENTITY_DEFAULTS["warn"]
-    assert result["drift"] < IDENTITY_DEFAULTS["drift_warn"]
+    assert 0.0 < result["distance"] < THRESHOLDS["warn"]
+    assert result["drift"] < THRESHOLDS["drift_warn"]
 
 
 def test_face_swapped_with_another_real_face_goes_above_review(embedder, astronaut, camera):
@@ -114,7 +117,7 @@ def test_face_swapped_with_another_real_face_goes_above_review(embedder, astrona
     donor_crop, _ = align_face(camera, donor, 256)
     _, affine = align_face(astronaut, target, 256)
     swapped = paste_faces(astronaut, [donor_crop], [affine])
-    assert embedder.distance(astronaut, swapped, ASTRONAUT_BOX) > IDENTITY_DEFAULTS["review"]
+    assert embedder.distance(astronaut, swapped, ASTRONAUT_BOX) > THRESHOLDS["review"]
 
 
 def test_enlarged_eyes_are_caught_by_shape_drift(embedder, astronaut):
@@ -129,7 +132,7 @@ def test_enlarged_eyes_are_caught_by_shape_drift(embedder, astronaut):
         f = np.where(r2 < 1, 1 - 0.4 * (1 - r2), 1.0)
         sx, sy = np.where(r2 < 1, cx + (xx - cx) * f, sx), np.where(r2 < 1, cy + (yy - cy) * f, sy)
     warped = cv2.remap(astronaut, sx, sy, cv2.INTER_LINEAR)
-    assert embedder.compare(astronaut, warped, ASTRONAUT_BOX)["drift"] > IDENTITY_DEFAULTS["drift_review"]
+    assert embedder.compare(astronaut, warped, ASTRONAUT_BOX)["drift"] > THRESHOLDS["drift_review"]
 
 
 def test_reference_serves_several_candidates_like_compare(embedder, astronaut):

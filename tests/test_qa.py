@@ -23,7 +23,8 @@ CFG = {
     "review_document_faces": True,
 }
 
-IDENTITY = {"guard": True, "warn": 0.4, "review": 0.5, "strength_step": 20, "min_strength": 20}
+IDENTITY = {"guard": True, "warn": 0.4, "review": 0.5, "drift_warn": 1.5, "drift_review": 1.75, "strength_step": 20,
+            "min_strength": 20}
 
 CLEAN = {
     "faces": 2,
@@ -162,8 +163,11 @@ def test_triage_processes_a_photo_without_faces():
         ({"face_checks": [{"index": 0, "score": 0.99, "identity_distance": 0.62}]},
          "face 0: identity distance 0.62 from the scan > 0.50"),
         ({"face_checks": [{"index": 1, "score": 0.83}]}, "face 1: detection score 0.83 < 0.90"),
-        ({"identity_flags": ["face 0: identity distance 0.44 still > 0.40 (warn threshold) at the lowest strength 20"]},
-         "face 0: identity distance 0.44 still > 0.40"),
+        ({"face_checks": [{"index": 0, "score": 0.99, "identity_distance": 0.3, "shape_drift": 2.4}]},
+         "face 0: shape drift 2.40 % of the face > 1.75 %"),
+        ({"identity_flags": ["face 0: identity distance 0.44, shape drift 0.80 % of the face: still above the warn "
+                             "level (0.40 or 1.50 %) at the lowest strength 20 after 3 retries"]},
+         "face 0: identity distance 0.44, shape drift 0.80 %"),
         ({"faces": 0, "face_ssim": None}, "a person was detected but no face"),
         ({"is_document": True}, "document with 2 restored face(s)"),
     ],

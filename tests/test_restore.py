@@ -356,17 +356,23 @@ def test_bad_gpen_file_auto_falls_back_gpen_raises(tmp_path, monkeypatch, photo)
 
 # ------------------------------------------------------------------------------------- identity guard
 
-GUARD = {"guard": True, "warn": 0.4, "review": 0.5, "strength_step": 20, "min_strength": 20}
+GUARD = {"guard": True, "warn": 0.4, "review": 0.5, "drift_warn": 1.5, "drift_review": 1.75, "strength_step": 20,
+         "min_strength": 20}
 
 
 class ProportionalEmbedder:
-    """A stand-in embedder whose distance is the blended share of the restorer's change, times ``gain``."""
+    """A stand-in embedder: distance (or drift, with ``as_drift``) is the blended share of the restorer's
+    change, times ``gain``."""
 
-    def __init__(self, gain: float):
-        self.gain = gain
+    def __init__(self, gain: float, as_drift: bool = False):
+        self.gain, self.as_drift = gain, as_drift
 
-    def distance(self, before, after, box):
-        return self.gain * float(np.abs(after - before).mean()) / 0.25
+    def reference(self, before, box):
+        return before
+
+    def compare_with(self, ref, after):
+        value = self.gain * float(np.abs(after - ref).mean()) / 0.25
+        return {"distance": 0.0, "drift": value} if self.as_drift else {"distance": value, "drift": 0.0}
 
     def info(self):
         return {"embedder": "proportional"}
@@ -380,6 +386,14 @@ def test_guard_lowers_strength_step_by_step_until_the_distance_passes():
     assert [t[0] for t in checked["identity_tries"]] == [80, 60, 40]
     assert checked["strength"] == 40 and checked["identity"] == "lowered"
     assert checked["identity_distance"] == pytest.approx(0.36)
+
+
+def test_guard_lowers_strength_on_shape_drift_too():
+    crop = np.full((32, 32, 3), 0.5, np.float32)
+    checked = guard_identity(ProportionalEmbedder(2.5, as_drift=True), crop, crop + 0.25,
+                             np.ones((32, 32), np.float32), 80.0, (4, 4, 28, 28), GUARD)
+    assert [t[0] for t in checked["identity_tries"]] == [80, 60]  # drift 2.0, then 1.5 (not above drift_warn)
+    assert checked["identity"] == "lowered" and checked["shape_drift"] == pytest.approx(1.5)
 
 
 def test_guard_sends_to_review_when_retries_run_out():
