@@ -154,9 +154,19 @@ def close_pairs(words: np.ndarray, max_distance: int, small_run: int = 32) -> tu
     return np.minimum(i, j), np.maximum(i, j)
 
 
-def _group_indices(readable: list[IngestRecord], words: np.ndarray, max_distance: int) -> list[list[int]]:
-    """Connected components of "same SHA-256 or pHash within max_distance", in order of first member."""
+@dataclass
+class _Grouping:
+    readable: list[IngestRecord]  # readable records, sorted by path
+    words: np.ndarray  # their hashes, N×W uint64
+    groups: list[list[int]]  # indices into readable, canonical first; groups in order of first path
+    neighbours: list[np.ndarray]  # per record: the records within max_distance (pHash)
+
+
+def _grouping(records: list[IngestRecord], max_distance: int) -> _Grouping:
+    """Connected components of "same SHA-256 or pHash within max_distance", canonical first."""
+    readable = sorted((r for r in records if r.status == "ok"), key=lambda r: r.source)
     n = len(readable)
+    words = hash_words([r.phash for r in readable])
     i, j = close_pairs(words, max_distance)
     _, sha_id = np.unique(np.array([r.sha256 for r in readable], dtype=object), return_inverse=True)
     first_of_sha = np.full(n, n, dtype=np.intp)
@@ -165,22 +175,15 @@ def _group_indices(readable: list[IngestRecord], words: np.ndarray, max_distance
     cols = np.concatenate([j, np.arange(n)])
     graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
-    groups: dict[int, list[int]] = {}
+    by_label: dict[int, list[int]] = {}
     for index, label in enumerate(labels.tolist()):
-        groups.setdefault(label, []).append(index)
-    return list(groups.values())
-
-
-def _grouped(records: list[IngestRecord],
-             max_distance: int) -> tuple[list[list[IngestRecord]], list[list[int]], np.ndarray]:
-    """Groups (canonical first), the same groups as rows of the hash-word array, and that array."""
-    readable = sorted((r for r in records if r.status == "ok"), key=lambda r: r.source)
-    words = hash_words([r.phash for r in readable])
-    groups = []
-    for members in _group_indices(readable, words, max_distance):
-        members.sort(key=lambda k: (-readable[k].width * readable[k].height, readable[k].source))
-        groups.append(members)
-    return [[readable[k] for k in g] for g in groups], groups, words
+        by_label.setdefault(label, []).append(index)
+    groups = [sorted(g, key=lambda k: (-readable[k].width * readable[k].height, readable[k].source))
+              for g in by_label.values()]
+    ends, others = np.concatenate([i, j]), np.concatenate([j, i])
+    order = np.argsort(ends, kind="stable")
+    neighbours = np.split(others[order], np.searchsorted(ends[order], np.arange(1, n)))
+    return _Grouping(readable, words, groups, neighbours)
 
 
 def dedup_groups(records: list[IngestRecord], max_distance: int) -> list[list[IngestRecord]]:
@@ -191,41 +194,51 @@ def dedup_groups(records: list[IngestRecord], max_distance: int) -> list[list[In
     canonical first: the scan with the most pixels; ties go to the first path in sort order.
     Groups of one are included, in the order of their first path.
     """
-    return _grouped(records, max_distance)[0]
+    grouping = _grouping(records, max_distance)
+    return [[grouping.readable[k] for k in g] for g in grouping.groups]
 
 
 def dedup_table(records: list[IngestRecord], max_distance: int) -> list[DedupRow]:
     """One row per record: unique, duplicate (with the canonical and why) or failed (unreadable)."""
     rows = [DedupRow(r.photo_id, "failed", reason=r.reason) for r in records if r.status != "ok"]
-    groups, indices, words = _grouped(records, max_distance)
-    for group, members in zip(groups, indices, strict=True):
-        canonical = group[0]
+    grouping = _grouping(records, max_distance)
+    for members in grouping.groups:
+        canonical = grouping.readable[members[0]]
         rows.append(DedupRow(canonical.photo_id, "unique"))
-        if len(group) == 1:
+        if len(members) == 1:
             continue
-        member_words = words[members]
-        for k, dup in enumerate(group[1:], start=1):
-            distances = np.bitwise_count(member_words ^ member_words[k]).sum(axis=1)
+        to_canonical = np.bitwise_count(grouping.words[members] ^ grouping.words[members[0]]).sum(axis=1)
+        position = {k: p for p, k in enumerate(members)}
+        for p in range(1, len(members)):
+            dup = grouping.readable[members[p]]
             rows.append(DedupRow(dup.photo_id, "duplicate", duplicate_of=canonical.photo_id,
-                                 reason=_duplicate_reason(k, group, distances, max_distance)))
+                                 reason=_duplicate_reason(grouping, members, position, p, int(to_canonical[p]),
+                                                          max_distance)))
     return sorted(rows, key=lambda r: r.photo_id)
 
 
-def _duplicate_reason(k: int, group: list[IngestRecord], distances: np.ndarray, max_distance: int) -> str:
-    """Why ``group[k]`` joined the group of ``group[0]``, naming the member it actually matches.
-
-    ``distances``: pHash distance from ``group[k]`` to every member, in group order.
-    """
-    dup, canonical = group[k], group[0]
+def _duplicate_reason(grouping: _Grouping, members: list[int], position: dict[int, int], p: int,
+                      to_canonical: int, max_distance: int) -> str:
+    """Why member ``p`` joined the group of member 0 (the canonical), naming the member it actually matches."""
+    dup, canonical = grouping.readable[members[p]], grouping.readable[members[0]]
     if dup.sha256 == canonical.sha256:
         return f"byte-identical copy of {canonical.source}"
-    distance = int(distances[0])
-    if distance <= max_distance:
-        return (f"near-duplicate of {canonical.source} (perceptual-hash distance {distance} ≤ {max_distance}; "
+    if to_canonical <= max_distance:
+        return (f"near-duplicate of {canonical.source} (perceptual-hash distance {to_canonical} ≤ {max_distance}; "
                 "the canonical has more pixels or comes first)")
-    others = np.delete(np.arange(len(group)), k)
-    closest = int(others[np.argmin(distances[others])])  # first of the closest, in group order
-    return (f"near-duplicate of {group[closest].source} (perceptual-hash distance {int(distances[closest])} "
+    # The closest other member (first in group order on ties): among its pHash neighbours if it has
+    # any, else (joined through a byte-identical copy only) among the whole group.
+    near = grouping.neighbours[members[p]]
+    if len(near):
+        candidates = np.unique(near)
+        distances = np.bitwise_count(grouping.words[candidates] ^ grouping.words[members[p]]).sum(axis=1)
+        distance, closest = min(zip(distances.tolist(), (position[k] for k in candidates.tolist()), strict=True))
+    else:
+        distances = np.bitwise_count(grouping.words[members] ^ grouping.words[members[p]]).sum(axis=1)
+        distances[p] = np.iinfo(distances.dtype).max  # not itself
+        closest = int(np.argmin(distances))  # first of the closest, in group order
+        distance = int(distances[closest])
+    return (f"near-duplicate of {grouping.readable[members[closest]].source} (perceptual-hash distance {distance} "
             f"≤ {max_distance}), which is in the group of {canonical.source}, the canonical")
 
 
