@@ -132,7 +132,7 @@ def close_pairs(words: np.ndarray, max_distance: int, small_run: int = 32) -> tu
         return _close_pairs_dense(words, np.arange(n), max_distance)
     runs = [_runs(key) for key in _block_keys(words, blocks)]
     candidates = sum(int((lengths * (lengths - 1) // 2).sum()) for _, _, lengths in runs)
-    if candidates * 4 > all_pairs:  # gathering candidates costs about 4× a dense comparison
+    if candidates * 4 > all_pairs:  # a candidate costs several dense comparisons (gathers); rough factor
         return _close_pairs_dense(words, np.arange(n), max_distance)
     found_i, found_j = [np.empty(0, np.intp)], [np.empty(0, np.intp)]
     for order, starts, lengths in runs:
