@@ -24,6 +24,13 @@ before each configuration.
     .venv/bin/python bench/bench_gpen.py --wait-for-load 1.5 --runs 5
 
 Writes bench/out/gpen.csv (bench/out is git-ignored).
+
+``--ab COMMIT`` instead times this tree's GPEN against the GPEN of an earlier commit (read with
+``git show``) in one process with the same random weights, alternating new/old forwards so that load
+changes hit both alike; it reports both medians, their ratio and the largest output difference, and
+writes bench/out/gpen_ab.csv:
+
+    .venv/bin/python bench/bench_gpen.py --ab 82698d2 --sizes 512 --runs 5 --threads 2
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,6 +122,46 @@ def child(size: int, variant: str, runs: int, batch: int, threads: int) -> dict:
     }
 
 
+def _module_at(commit: str) -> types.ModuleType:
+    """photoarchive/models/gpen.py as it was at ``commit``, imported as a separate module."""
+    source = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:photoarchive/models/gpen.py"],
+                            capture_output=True, text=True, check=True).stdout
+    module = types.ModuleType(f"gpen_{commit}")
+    sys.modules[module.__name__] = module
+    exec(compile(source, f"gpen_{commit}.py", "exec"), module.__dict__)  # noqa: S102 (our own history)
+    return module
+
+
+def ab_child(size: int, commit: str, runs: int, threads: int) -> dict:
+    """Alternate forwards of this tree's GPEN and ``commit``'s, same weights and input."""
+    import torch
+
+    from photoarchive.models.gpen import GPEN, GPEN_CONFIGS
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    new = GPEN(**GPEN_CONFIGS[size]).eval()
+    old = _module_at(commit).GPEN(**GPEN_CONFIGS[size]).eval()
+    old.load_state_dict(new.state_dict(), strict=True)
+    x = torch.rand(1, 3, size, size) * 2 - 1
+    times: dict[str, list[float]] = {"new": [], "old": []}
+    with torch.inference_mode():
+        outputs = {"new": new(x), "old": old(x)}  # warm-up
+        for k in range(runs):
+            for name in ("new", "old") if k % 2 == 0 else ("old", "new"):
+                model = new if name == "new" else old
+                start = time.perf_counter()
+                model(x)
+                times[name].append(time.perf_counter() - start)
+    new_s, old_s = statistics.median(times["new"]), statistics.median(times["old"])
+    return {"size": size, "commit": commit, "threads": torch.get_num_threads(), "runs": runs,
+            "new_median_s": new_s, "old_median_s": old_s, "ratio": new_s / old_s,
+            "new_times": " ".join(f"{t:.2f}" for t in times["new"]),
+            "old_times": " ".join(f"{t:.2f}" for t in times["old"]),
+            "max_abs_diff": float((outputs["new"] - outputs["old"]).abs().max())}
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -182,8 +230,15 @@ def main(argv: list[str] | None = None) -> int:
                         "average is below LOAD (default 0: do not wait)")
     parser.add_argument("--max-wait", type=float, default=300.0, help="seconds (default: 300)")
     parser.add_argument("--out", type=Path, default=OUT_CSV)
+    parser.add_argument("--ab", metavar="COMMIT", help="time against the GPEN of COMMIT, alternating")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.ab and not args.child:
+        return main_ab(args)
+    if args.child and args.child[1] == "ab":
+        size, _, commit, runs, threads = args.child
+        print(json.dumps(ab_child(int(size), commit, int(runs), int(threads))))
+        return 0
     if args.child:
         size, variant, runs, batch, threads = args.child
         print(json.dumps(child(int(size), variant, int(runs), int(batch), int(threads))))
@@ -207,6 +262,36 @@ def main(argv: list[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
     print(f"\nwrote {args.out}")
+    return 0
+
+
+def main_ab(args: argparse.Namespace) -> int:
+    """A/B against an earlier commit, one child per size."""
+    print(f"start: {_uptime()}")
+    rows = []
+    for size in args.sizes:
+        load_before = os.getloadavg()[0]
+        proc = subprocess.run([sys.executable, __file__, "--child", str(size), "ab", args.ab, str(args.runs),
+                               str(args.threads)], env={**os.environ, "PYTHONPATH": str(REPO)},
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"A/B child {size} failed:\n{proc.stderr}")
+        rows.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "load1_before": load_before,
+                     "load1_after": os.getloadavg()[0]})
+    print(f"end: {_uptime()}\n")
+    print(f"{'size':>5} {'thr':>3} {'runs':>4} {'new s':>7} {'old s':>7} {'new/old':>7} {'max |diff|':>10}  "
+          f"load1 before/after  new runs | old runs")
+    for r in rows:
+        print(f"{r['size']:>5} {r['threads']:>3} {r['runs']:>4} {r['new_median_s']:>7.2f} {r['old_median_s']:>7.2f} "
+              f"{r['ratio']:>7.3f} {r['max_abs_diff']:>10.2e}  {r['load1_before']:>6.2f} / {r['load1_after']:<6.2f}"
+              f"  {r['new_times']} | {r['old_times']}")
+    out = args.out.with_name("gpen_ab.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
+    print(f"\nwrote {out}")
     return 0
 
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from photoarchive.dedup import assign_batches, dedup_groups, dedup_table, hamming
+from photoarchive.dedup import assign_batches, close_pairs, dedup_groups, dedup_table, hamming, hash_words
 from photoarchive.imageio import write_image
 from photoarchive.ingest import IngestRecord, Source, inspect_file, photo_id
 
@@ -126,6 +126,116 @@ def test_near_duplicate_reason_never_contradicts_itself():
     reason = rows[c.photo_id].reason
     assert rows[c.photo_id].status == "duplicate"
     assert "16 ≤ 8" not in reason
+
+
+# --------------------------------------------------------------------------------------------------
+# Grouping at scale: multi-index hashing / blocked popcount against a brute-force reference
+
+
+def planted_hashes(n: int, bits: int, max_distance: int, seed: int) -> list[int]:
+    """Random hashes with planted near copies (within and just beyond max_distance) and chains a–b–c."""
+    rng = np.random.default_rng(seed)
+    hashes = [int.from_bytes(rng.bytes(bits // 8), "big") for _ in range(n)]
+
+    def flip(h: int, count: int) -> int:
+        for bit in rng.choice(bits, size=count, replace=False):
+            h ^= 1 << int(bit)
+        return h
+
+    link = max(max_distance, 0)
+    for _ in range(n // 10):  # near copies, some just too far
+        a, b = rng.integers(n, size=2)
+        hashes[b] = flip(hashes[a], int(rng.integers(0, link + 3)))
+    for _ in range(n // 50):  # chains: each link within max_distance, the ends usually further apart
+        a, b, c = rng.integers(n, size=3)
+        hashes[b] = flip(hashes[a], link)
+        hashes[c] = flip(hashes[b], link)
+    return hashes
+
+
+def reference_groups(records: list[IngestRecord], max_distance: int) -> list[list[str]]:
+    """Every pair compared (Python ints), joined transitively; groups as sorted source lists."""
+    readable = [r for r in records if r.status == "ok"]
+    parent = list(range(len(readable)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    values = [int(r.phash, 16) for r in readable]
+    for i in range(len(readable)):
+        for j in range(i + 1, len(readable)):
+            if readable[i].sha256 == readable[j].sha256 or (values[i] ^ values[j]).bit_count() <= max_distance:
+                parent[find(j)] = find(i)
+    groups: dict[int, list[str]] = {}
+    for i, r in enumerate(readable):
+        groups.setdefault(find(i), []).append(r.source)
+    return sorted(sorted(g) for g in groups.values())
+
+
+def planted_records(n: int, bits: int, max_distance: int, seed: int) -> list[IngestRecord]:
+    rng = np.random.default_rng(seed + 1)
+    hashes = planted_hashes(n, bits, max_distance, seed)
+    return [record(f"s{k:05d}.jpg", format(h, f"0{bits // 4}x"), sha=f"sha{rng.integers(n * 4)}",
+                   width=int(rng.integers(1, 4))) for k, h in enumerate(hashes)]
+
+
+@pytest.mark.parametrize(("n", "bits", "max_distance"),
+                         [(1500, 64, 8), (1500, 64, 3), (1500, 64, 0), (400, 64, 20), (400, 256, 12), (300, 64, -1)])
+def test_groups_equal_brute_force(n, bits, max_distance):
+    records = planted_records(n, bits, max_distance, seed=n + bits + max_distance)
+    groups = dedup_groups(records, max_distance)
+    assert sorted(sorted(r.source for r in g) for g in groups) == reference_groups(records, max_distance)
+    assert sum(len(g) > 1 for g in groups) > n // 20  # the planted copies were found, not only singletons
+    firsts = [min(r.source for r in g) for g in groups]
+    assert firsts == sorted(firsts)  # groups in order of their first path, as before
+
+
+@pytest.mark.parametrize("small_run", [2, 32])
+@pytest.mark.parametrize("max_distance", [0, 5, 8, 40])
+def test_close_pairs_finds_every_close_pair(small_run, max_distance):
+    # clumped hashes: few prototypes, so hash blocks repeat often (long runs) and many pairs are close
+    rng = np.random.default_rng(max_distance)
+    prototypes = rng.integers(0, 2**63, size=8, dtype=np.uint64)
+    noise = np.zeros(600, dtype=np.uint64)
+    for _ in range(6):
+        noise |= np.uint64(1) << rng.integers(0, 64, size=600).astype(np.uint64)
+    words = (prototypes[rng.integers(0, 8, size=600)] ^ noise)[:, None]
+    words[550:] = words[:50]  # exact copies too
+    i, j = close_pairs(words, max_distance, small_run=small_run)
+    assert np.all(i < j)
+    distance = np.bitwise_count(words[:, 0, None] ^ words[None, :, 0])
+    expected = {(a, b) for a, b in zip(*np.nonzero(distance <= max_distance), strict=True) if a < b}
+    assert set(zip(i.tolist(), j.tolist(), strict=True)) == expected
+    assert expected
+
+
+def test_chains_are_joined_transitively():
+    """a–b and b–c within the distance put a, b, c in one group even though a–c is further apart."""
+    a = record("a.jpg", "0000000000000000", width=30)
+    b = record("b.jpg", "00000000000000ff", width=20)  # 8 from a
+    c = record("c.jpg", "000000000000ffff", width=10)  # 8 from b, 16 from a
+    d = record("d.jpg", "00000000ffff0000")  # 16 from a, 24 from c: alone
+    assert hamming(a.phash, c.phash) == 16
+    assert [[r.source for r in g] for g in dedup_groups([c, d, b, a], 8)] == [["a.jpg", "b.jpg", "c.jpg"], ["d.jpg"]]
+    rows = {r.photo_id: r for r in dedup_table([a, b, c, d], 8)}
+    assert rows[c.photo_id].duplicate_of == a.photo_id
+    assert rows[c.photo_id].reason == ("near-duplicate of b.jpg (perceptual-hash distance 8 ≤ 8), "
+                                       "which is in the group of a.jpg, the canonical")
+    assert [len(g) for g in dedup_groups([a, b, c, d], 7)] == [1, 1, 1, 1]
+
+
+def test_hash_words_and_sizes():
+    words = hash_words(["0123456789abcdef", "FFFFFFFFFFFFFFFF"])
+    assert words.dtype == np.uint64 and words[:, 0].tolist() == [0x0123456789ABCDEF, 2**64 - 1]
+    wide = "f" * 16 + "0" * 47 + "1"  # 256 bits: most significant word first
+    assert hash_words([wide])[0].tolist() == [2**64 - 1, 0, 0, 1]
+    assert hamming(wide, "0" * 64) == 65
+    with pytest.raises(ValueError, match="different sizes"):
+        hash_words(["0" * 16, "0" * 64])
+    with pytest.raises(ValueError, match="different sizes"):
+        hamming("0" * 16, "0" * 64)
 
 
 # --------------------------------------------------------------------------------------------------
