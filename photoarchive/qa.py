@@ -364,9 +364,9 @@ def triage(metrics: dict, cfg: dict, identity: dict | None = None) -> tuple[str,
     face_detail_ratio (min), identity_distance (max), face_checks (per face: index, score,
     identity_distance, shape_drift), restore_errors, identity_flags, is_document, person_found, tone_kept.
     `cfg` is config["qa"]; a threshold set to null disables its rule. `identity` is
-    config["restore"]["identity"] (its ``review`` and ``drift_review`` thresholds). What is flagged is what a person must
-    look at: a failed or doubtful face, a face that may have become someone else, a missed face, lost
-    detail. Film grain kept from the scan is not a defect. A photo without faces (landscape,
+    config["restore"]["identity"] (its ``review`` and ``drift_review`` thresholds). What is flagged is
+    what a person must look at: a failed or doubtful face, a face that may have become someone else, a
+    missed face, lost detail. Film grain kept from the scan is not a defect. A photo without faces (landscape,
     document) is processed like any other.
     """
     require_keys(cfg, QA_KEYS, "qa")
