@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,16 @@ def test_tags_read_back_from_outputs(demo_run):
     assert final["XMP-photoarchive:Backend"] == "classical"
     assert str(final["XMP-photoarchive:Fallback"]) == "True"  # auto without GPEN weights
     stages = [h["Parameters"].split(";")[0] for h in final["XMP-xmpMM:History"]]
-    assert stages == ["stage=ingest", "stage=enhance", "stage=restore", "stage=publish"]
+    assert stages == ["stage=ingest", "stage=repair", "stage=enhance", "stage=restore", "stage=publish"]
+    # what found and guarded the faces: the packaged detector and the identity embedding, with their hashes
+    models = json.loads(final["XMP-photoarchive:Models"])
+    assert models["detector"]["file"].startswith("retinaface-mobilenet0.25.onnx")
+    assert len(models["detector"]["sha256"]) == 64 and len(models["identity"]["sha256"]) == 64
+    faces = json.loads(final["XMP-photoarchive:Faces"])
+    assert [f["detector"] for f in faces] == ["retinaface_mobile"] * int(row["faces"])
+    assert all(len(f["landmarks"]) == 5 and f["identity_distance"] is not None for f in faces)
+    history = final["XMP-xmpMM:History"][-1]["Parameters"]
+    assert '"qa"' in history and '"identity_distance"' in history  # QA's own measurement, at publish
     assert all(h["SoftwareAgent"].startswith("photoarchive ") for h in final["XMP-xmpMM:History"])
     assert matte["XMP-photoarchive:Stage"] == "matting"
     assert matte["XMP-dc:Title"] == catalogue["title"]
