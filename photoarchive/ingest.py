@@ -90,7 +90,7 @@ def discover_sources(input_dir: Path, skip: tuple[Path, ...] = (), ignore: tuple
         if any(fnmatch.fnmatch(path.name, pattern) for pattern in ignore):
             continue
         relpath = rel.as_posix()
-        if not _is_utf8(relpath):
+        if not is_utf8(relpath):
             # Snakemake (and CSV/JSON) cannot carry such a name: the file is listed as failed, unread.
             sources.append(Source(photo_id(relpath), printable_name(relpath), refusal=(
                 "the file name is not valid UTF-8 (probably Latin-1 from an old disk); rename it, e.g. with "
@@ -130,7 +130,8 @@ def _with_unique_ids(sources: list[Source]) -> list[Source]:
     return out
 
 
-def _is_utf8(text: str) -> bool:
+def is_utf8(text: str) -> bool:
+    """False for a name that is not valid UTF-8 (bytes from an old disk, kept as surrogate escapes)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -39,7 +39,7 @@ from lxml import etree
 
 from photoarchive import __version__
 from photoarchive.imageio import atomic_directory, write_atomic
-from photoarchive.ingest import Source, archive_id, locate_source
+from photoarchive.ingest import Source, archive_id, file_sha256, is_utf8, locate_source
 from photoarchive.publish import published_names
 
 log = logging.getLogger(__name__)
@@ -161,18 +161,9 @@ def _bag_name(options: PackageOptions, collection: str | None) -> str:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _encodable(relpath: str) -> bool:
-    """False for a name that is not valid UTF-8 (surrogate-escaped bytes): it cannot be named in a bag."""
-    try:
-        relpath.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _original_path(source: Source, input_dir: Path, results: Path) -> Path | None:
     """The original file behind a source (a ZIP member: its unpacked copy), or None if unreadable."""
-    if source.refusal or not _encodable(source.relpath):
+    if source.refusal or not is_utf8(source.relpath):
         return None
     if source.archive:
         unpack = results / "unpacked" / archive_id(source.archive)
@@ -226,14 +217,6 @@ def plan_entries(results: Path, input_dir: Path, manifest: Path, sources: list[S
                 entry.files.append(PayloadFile(dest, src, role, source.photo_id,
                                                f"results/{src.relative_to(results).as_posix()}"))
     return entries
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _place(src: Path, dst: Path, link: str) -> bool:
@@ -570,7 +553,7 @@ def build_bag(bag_dir: Path, entries: list[Entry], results: Path, catalogue: dic
             linked = _place(pf.src, tmp / pf.dest, options.link)
             links += int(linked and pf.role == "master")
         with ThreadPoolExecutor(max(1, options.processes)) as pool:
-            for pf, digest in zip(files, pool.map(lambda f: _file_sha256(tmp / f.dest), files), strict=True):
+            for pf, digest in zip(files, pool.map(lambda f: file_sha256(tmp / f.dest), files), strict=True):
                 pf.sha256, pf.size = digest, (tmp / pf.dest).stat().st_size
         meta = tmp / "metadata"
         meta.mkdir()
