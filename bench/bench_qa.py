@@ -9,7 +9,8 @@ variant is injected into the finished photo, each on the largest face:
 - ``swap``: another person's face (from another photo of the set) aligned onto the same landmarks;
 - ``warp``: the face's geometry changed: eyes enlarged 1.35× and the lower face stretched 15 %;
 - ``smooth``: the face smoothed over (bilateral + Gaussian blur at 1/25 of the face size);
-- ``missed``: the detector "misses" the face: QA and matting get the face list without it.
+- ``missed``: the detector "misses" the face: QA and matting get the face list without it (QA's second
+  opinion, dlib's HOG detector, and the person-without-face rule are what can catch it).
 
 Every injected variant should go to review, clean restorations should mostly not. The photos are split
 by a fixed rule into two halves (`--half tune|held-out|all`); thresholds must be judged on the held-out
@@ -115,9 +116,10 @@ def inject_smooth(image: np.ndarray, face: Face) -> np.ndarray:
     return out
 
 
-def verdict(master, result, faces, record, matte_record, config, embedder) -> tuple[str, list[str], dict]:
+def verdict(master, result, faces, skipped, record, matte_record, config, embedder) -> tuple[str, list[str], dict]:
     face_dicts = [f.to_dict() for f in faces]
-    metrics = qa.measure_photo(master, result, face_dicts, record, config["qa"], embedder if faces else None)
+    metrics = qa.measure_photo(master, result, face_dicts, record, config["qa"], embedder if faces else None,
+                               skipped, config["faces"]["min_face_px"])
     metrics["person_found"] = matte_record.person_found
     metrics["people_without_face"] = getattr(matte_record, "people_without_face", None)
     status, reasons = qa.triage(metrics, config["qa"], config["restore"]["identity"])
@@ -146,11 +148,11 @@ def main() -> None:
     for index, (name, path) in enumerate(photos):
         image = load_rgb(path)
         master = aged_print(cap(image, args.long_side), seed=index, strength=args.strength)
-        faces, _ = detector.detect(master)
-        loaded.append((name, master, faces))
+        faces, skipped = detector.detect(master)
+        loaded.append((name, master, faces, skipped))
 
     rows, started = [], time.perf_counter()
-    for index, (name, master, faces) in enumerate(loaded):
+    for index, (name, master, faces, skipped) in enumerate(loaded):
         if not faces:
             log.warning("%s: no face detected after ageing; only the clean variant is measured", name)
         enhanced, _ = enhance(master, config["enhance"])
@@ -160,7 +162,7 @@ def main() -> None:
         results = {"clean": (restored, faces, matte)}
         if faces:
             k = largest(faces)
-            donors = [(m, f) for j, (_, m, f) in enumerate(loaded) if j != index and f]
+            donors = [(m, f) for j, (_, m, f, _) in enumerate(loaded) if j != index and f]
             donor_master, donor_faces = donors[index % len(donors)]
             results["swap"] = (inject_swap(restored, faces[k], donor_master, donor_faces[largest(donor_faces)]),
                                faces, matte)
@@ -169,7 +171,7 @@ def main() -> None:
             rest = faces[:k] + faces[k + 1:]
             results["missed"] = (restored, rest, matter.matte(enhanced, [f.box for f in rest]))
         for variant, (result, kept, matte_record) in results.items():
-            status, reasons, metrics = verdict(master, result, kept, record, matte_record, config, embedder)
+            status, reasons, metrics = verdict(master, result, kept, skipped, record, matte_record, config, embedder)
             rows.append({"photo": name, "faces": len(faces), "variant": variant, "status": status,
                          "identity_max": metrics.get("identity_distance"),
                          "face_detail_ratio": metrics.get("face_detail_ratio"),
@@ -185,7 +187,8 @@ def main() -> None:
 
 
 def _rule(reason: str) -> str:
-    for key in ("identity", "detection score", "face detail", "face similarity", "person", "noise", "sharpness",
+    for key in ("identity", "shape drift", "detection score", "face detail", "face similarity", "second face",
+                "person", "noise", "sharpness",
                 "colour cast", "largest face", "restoration failed"):
         if key in reason:
             return key

@@ -259,6 +259,37 @@ def face_crop(image: np.ndarray, box: Sequence[float]) -> np.ndarray | None:
     return image[y0:y1, x0:x1]
 
 
+def _centre_inside(box: Sequence[float], other: Sequence[float]) -> bool:
+    cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
+    return other[0] <= cx <= other[2] and other[1] <= cy <= other[3]
+
+
+def unrestored_faces(image: np.ndarray, known: Sequence[Sequence[float]], min_score: float, min_px: float,
+                     max_side: int = 1500) -> list[dict]:
+    """A second opinion on the faces: dlib's HOG frontal-face detector (no model file, built into dlib).
+
+    Returns the faces it finds (score ≥ ``min_score``, side ≥ ``min_px``) whose centre lies in none of the
+    ``known`` boxes (the faces the pipeline restored or skipped on purpose, e.g. as too small), nor the other
+    way round: a face the main detector may have missed. Runs on a copy capped at ``max_side``.
+    """
+    import dlib
+
+    h, w = image.shape[:2]
+    factor = min(1.0, max_side / max(h, w))
+    small = image if factor >= 1.0 else cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    pixels = np.ascontiguousarray(np.clip(np.rint(small * 255.0), 0, 255).astype(np.uint8))
+    rects, scores, _ = dlib.get_frontal_face_detector().run(pixels, 1, float(min_score))
+    found = []
+    for rect, score in zip(rects, scores, strict=True):
+        box = [rect.left() / factor, rect.top() / factor, (rect.right() + 1) / factor, (rect.bottom() + 1) / factor]
+        if min(box[2] - box[0], box[3] - box[1]) < min_px or score < min_score:
+            continue
+        if any(_centre_inside(box, k) or _centre_inside(k, box) for k in known):
+            continue
+        found.append({"box": [round(v, 1) for v in box], "score": round(float(score), 3)})
+    return found
+
+
 def largest_face_ratio(face_boxes: Sequence[Sequence[float]], shape: Sequence[int]) -> float:
     """Long side of the largest face box over the image's short side (0.0 without faces).
 
@@ -289,6 +320,7 @@ QA_KEYS = (
     "max_noise_gain",
     "review_missing_face",
     "review_document_faces",
+    "second_opinion_score",
 )
 
 
@@ -311,14 +343,16 @@ def _number(metrics: dict, key: str) -> float | None:
 
 
 def measure_photo(original: np.ndarray, restored: np.ndarray, faces: Sequence[dict], restore_record: dict,
-                  cfg: dict, embedder=None) -> dict:
+                  cfg: dict, embedder=None, skipped: Sequence[dict] = (), min_face_px: float = 40) -> dict:
     """QA metrics of one finished photo: the stamped master against the restored result.
 
     ``faces`` are the face records (box, score) the restorer worked on; ``restore_record`` is its
     record (errors, identity flags of the guard). With an ``embedder``
     (`photoarchive.identity.FaceEmbedder`) each face's identity distance master → result is measured
     with the landmarks found on the master. Per-face values are in ``face_checks``; the triage reads
-    the worst of each.
+    the worst of each. ``skipped`` are the detector's skipped candidates (too small, low score): with
+    ``qa.second_opinion_score`` set, faces that dlib's HOG detector finds outside all of them and of
+    ``faces`` (at least ``min_face_px``) are listed as ``unrestored_faces``.
     """
     boxes = [tuple(f["box"]) for f in faces]
     checks = []
@@ -351,6 +385,9 @@ def measure_photo(original: np.ndarray, restored: np.ndarray, faces: Sequence[di
         "identity_distance": worst("identity_distance", max),
         "shape_drift": worst("shape_drift", max),
         "face_checks": checks,
+        "unrestored_faces": (unrestored_faces(original, boxes + [tuple(s["box"]) for s in skipped],
+                                              cfg["second_opinion_score"], min_face_px)
+                             if cfg["second_opinion_score"] is not None else []),
         "restore_errors": list(restore_record.get("errors", [])),
         "identity_flags": list(restore_record.get("identity_flags", [])),
     }
@@ -362,7 +399,8 @@ def triage(metrics: dict, cfg: dict, identity: dict | None = None) -> tuple[str,
     `metrics` keys (missing or None ones skip their rule): faces, largest_face_ratio, sharpness_before,
     sharpness_after, noise_before, noise_after, colour_cast_after, face_ssim (min over faces),
     face_detail_ratio (min), identity_distance (max), face_checks (per face: index, score,
-    identity_distance, shape_drift), restore_errors, identity_flags, is_document, person_found, tone_kept.
+    identity_distance, shape_drift), unrestored_faces, restore_errors, identity_flags, is_document,
+    person_found, tone_kept.
     `cfg` is config["qa"]; a threshold set to null disables its rule. `identity` is
     config["restore"]["identity"] (its ``review`` and ``drift_review`` thresholds). What is flagged is
     what a person must look at: a failed or doubtful face, a face that may have become someone else, a
@@ -441,6 +479,11 @@ def triage(metrics: dict, cfg: dict, identity: dict | None = None) -> tuple[str,
 
     if cfg["review_missing_face"] and metrics.get("person_found") and faces == 0:
         reasons.append("a person was detected but no face (0 faces): the face may be missed or unrestored")
+    if cfg["review_missing_face"]:
+        for face in metrics.get("unrestored_faces") or []:
+            box = ", ".join(f"{v:.0f}" for v in face["box"])
+            reasons.append(f"a second face detector (dlib HOG, score {face['score']:.2f}) sees a face at ({box}) "
+                           "that was not restored: it may have been missed")
 
     if cfg["review_document_faces"] and metrics.get("is_document") and faces > 0:
         reasons.append(f"document with {faces} restored face(s): an ID photo must keep its exact look")

@@ -18,6 +18,7 @@ rule qa:
     params:
         cfg=config["qa"],
         identity=config["restore"]["identity"],
+        min_face_px=config["faces"]["min_face_px"],
     threads: 1
     resources:
         mem_mb=photo_mem_mb(32, 1000),  # original and restored photo in float

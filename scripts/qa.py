@@ -13,13 +13,15 @@ photo = snakemake.wildcards.photo
 cfg, identity = snakemake.params.cfg, snakemake.params.identity
 original, _ = load_working(Path(snakemake.input.original))
 restored, _ = load_working(Path(snakemake.input.restored) / f"{photo}.png")
-faces = json.loads(Path(snakemake.input.faces).read_text())["faces"]
+detection = json.loads(Path(snakemake.input.faces).read_text())
+faces = detection["faces"]
 matting = json.loads(Path(snakemake.input.matting).read_text())
 enhance = json.loads(Path(snakemake.input.enhance_record).read_text())
 restore = json.loads((Path(snakemake.input.restored) / f"{photo}.json").read_text())
 
 embedder = FaceEmbedder() if faces and identity["guard"] else None
-metrics = qa.measure_photo(original, restored, faces, restore, cfg, embedder)
+metrics = qa.measure_photo(original, restored, faces, restore, cfg, embedder, detection.get("skipped", []),
+                           snakemake.params.min_face_px)
 metrics["person_found"] = matting.get("person_found")
 metrics["tone_kept"] = enhance.get("tone_kept")
 status, reasons = qa.triage(metrics, cfg, identity)

@@ -21,6 +21,7 @@ CFG = {
     "max_noise_gain": 1.5,
     "review_missing_face": True,
     "review_document_faces": True,
+    "second_opinion_score": 0.5,
 }
 
 IDENTITY = {"guard": True, "warn": 0.4, "review": 0.5, "drift_warn": 1.5, "drift_review": 1.75, "strength_step": 20,
@@ -169,6 +170,8 @@ def test_triage_processes_a_photo_without_faces():
                              "level (0.40 or 1.50 %) at the lowest strength 20 after 3 retries"]},
          "face 0: identity distance 0.44, shape drift 0.80 %"),
         ({"faces": 0, "face_ssim": None}, "a person was detected but no face"),
+        ({"unrestored_faces": [{"box": [10, 20, 60, 80], "score": 1.2}]},
+         "a second face detector (dlib HOG, score 1.20) sees a face at (10, 20, 60, 80)"),
         ({"is_document": True}, "document with 2 restored face(s)"),
     ],
 )
@@ -196,3 +199,14 @@ def test_triage_skips_missing_metrics():
 def test_triage_names_missing_config_keys():
     with pytest.raises(ValueError, match="'qa' lacks .*max_noise_gain"):
         qa.triage(CLEAN, {k: v for k, v in CFG.items() if k != "max_noise_gain"})
+
+
+def test_second_opinion_finds_a_face_the_list_left_out_and_not_a_known_one():
+    from skimage import data
+
+    astronaut = data.astronaut().astype(np.float32) / 255.0
+    known = [(179.5, 60.2, 270.6, 176.1)]  # her face, as the detector reports it
+    assert qa.unrestored_faces(astronaut, known, 0.5, 40) == []
+    found = qa.unrestored_faces(astronaut, [], 0.5, 40)
+    assert len(found) == 1 and qa._centre_inside(found[0]["box"], known[0])
+    assert qa.unrestored_faces(astronaut, [], 0.5, 200) == []  # smaller than min_face_px: not a missed face
