@@ -385,6 +385,7 @@ def measure_photo(original: np.ndarray, restored: np.ndarray, faces: Sequence[di
         "identity_distance": worst("identity_distance", max),
         "shape_drift": worst("shape_drift", max),
         "face_checks": checks,
+        "faces_too_small": sum(1 for s in skipped if s.get("reason") == "too_small"),
         "unrestored_faces": (unrestored_faces(original, boxes + [tuple(s["box"]) for s in skipped],
                                               cfg["second_opinion_score"], min_face_px)
                              if cfg["second_opinion_score"] is not None else []),
@@ -399,7 +400,7 @@ def triage(metrics: dict, cfg: dict, identity: dict | None = None) -> tuple[str,
     `metrics` keys (missing or None ones skip their rule): faces, largest_face_ratio, sharpness_before,
     sharpness_after, noise_before, noise_after, colour_cast_after, face_ssim (min over faces),
     face_detail_ratio (min), identity_distance (max), face_checks (per face: index, score,
-    identity_distance, shape_drift), unrestored_faces, restore_errors, identity_flags, is_document,
+    identity_distance, shape_drift), faces_too_small, unrestored_faces, restore_errors, identity_flags, is_document,
     person_found, tone_kept.
     `cfg` is config["qa"]; a threshold set to null disables its rule. `identity` is
     config["restore"]["identity"] (its ``review`` and ``drift_review`` thresholds). What is flagged is
@@ -477,7 +478,8 @@ def triage(metrics: dict, cfg: dict, identity: dict | None = None) -> tuple[str,
             reasons.append(f"noise σ rose from {noise_before:.3f} to {noise:.3f} (×{noise / floor:.1f} > "
                            f"×{max_gain:.1f}): the pipeline added noise (grain kept from the scan does not count)")
 
-    if cfg["review_missing_face"] and metrics.get("person_found") and faces == 0:
+    # A face found but too small to restore (faces.min_face_px) is not a missed face.
+    if cfg["review_missing_face"] and metrics.get("person_found") and faces == 0 and not metrics.get("faces_too_small"):
         reasons.append("a person was detected but no face (0 faces): the face may be missed or unrestored")
     if cfg["review_missing_face"]:
         for face in metrics.get("unrestored_faces") or []:

@@ -170,6 +170,7 @@ def test_triage_processes_a_photo_without_faces():
                              "level (0.40 or 1.50 %) at the lowest strength 20 after 3 retries"]},
          "face 0: identity distance 0.44, shape drift 0.80 %"),
         ({"faces": 0, "face_ssim": None}, "a person was detected but no face"),
+        ({"faces": 0, "face_ssim": None, "faces_too_small": 0}, "a person was detected but no face"),
         ({"unrestored_faces": [{"box": [10, 20, 60, 80], "score": 1.2}]},
          "a second face detector (dlib HOG, score 1.20) sees a face at (10, 20, 60, 80)"),
         ({"is_document": True}, "document with 2 restored face(s)"),
@@ -210,3 +211,8 @@ def test_second_opinion_finds_a_face_the_list_left_out_and_not_a_known_one():
     found = qa.unrestored_faces(astronaut, [], 0.5, 40)
     assert len(found) == 1 and qa._centre_inside(found[0]["box"], known[0])
     assert qa.unrestored_faces(astronaut, [], 0.5, 200) == []  # smaller than min_face_px: not a missed face
+
+
+def test_a_person_whose_face_is_too_small_to_restore_is_not_a_missed_face():
+    metrics = dict(CLEAN, faces=0, face_ssim=None, face_checks=[], faces_too_small=1)
+    assert qa.triage(metrics, CFG, IDENTITY)[0] == "processed"
