@@ -27,6 +27,13 @@ LOCAL_RULE = re.compile(r"^\s*local(?:rule|checkpoint) (\w+):", re.MULTILINE)
 # Rules with nothing to run (targets): Snakemake finishes them on the submit host by design.
 TARGET_RULES = {"all"}
 GPU_RULE = "restore_faces"
+# The profile's group holding it: the plugin cuts a group job's comment (its rule names) after 50
+# characters, so the group's name, which comes first, is what is always there.
+GPU_GROUP_COMMENT = "group_batch_"
+
+
+def runs_gpu_rule(comment: str) -> bool:
+    return GPU_RULE in comment or comment.startswith(GPU_GROUP_COMMENT)
 
 
 def parse_log(text: str) -> tuple[str | None, dict[str, str], set[str]]:
@@ -78,12 +85,12 @@ def check_slurm(run_id: str | None, submitted: dict[str, str], workdir: Path,
             problems.append(f"SLURM job {slurm_id} has name {job.get('JobName')}, not the run ID {run_id}")
         # TresPerJob=gres:gpu:1 is what sbatch --gpus=1 asked for (TRES lists it only when tracked).
         wants_gpu = "gpu" in job.get("TresPerJob", "") or "gres/gpu" in job.get("TRES", "")
-        has_gpu_rule = GPU_RULE in job.get("Comment", "")
+        has_gpu_rule = runs_gpu_rule(job.get("Comment", ""))
         if has_gpu_rule and not wants_gpu:
             problems.append(f"SLURM job {slurm_id} runs {GPU_RULE} but asked for no GPU ({job.get('TRES')})")
         if wants_gpu and not has_gpu_rule:
             problems.append(f"SLURM job {slurm_id} ({job.get('Comment')}) asked for a GPU it does not need")
-    if not any(GPU_RULE in jobs.get(i, {}).get("Comment", "") for i in submitted):
+    if not any(runs_gpu_rule(jobs.get(i, {}).get("Comment", "")) for i in submitted):
         problems.append(f"no SLURM job ran {GPU_RULE}")
     if run_id is not None:
         queue = subprocess.run(
