@@ -28,8 +28,9 @@ LOCAL_RULE = re.compile(r"^\s*local(?:rule|checkpoint) (\w+):", re.MULTILINE)
 TARGET_RULES = {"all"}
 GPU_RULE = "restore_faces"
 # The profile's group holding it: the plugin cuts a group job's comment (its rule names) after 50
-# characters, so the group's name, which comes first, is what is always there.
-GPU_GROUP_COMMENT = "group_batch_"
+# characters, so the group's name, which comes first, is what is always there (scontrol shows the comment
+# as "rule_batch_…", the plugin's log as "group_batch_…").
+GPU_GROUP_COMMENT = ("rule_batch_", "group_batch_")
 
 
 def runs_gpu_rule(comment: str) -> bool:
