@@ -16,7 +16,7 @@ wildcard_constraints:
     source=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
     batch=r"b\d{4}",
     chunk=r"c\d{4}",
-    status="processed|review",
+    status="processed|review|rejected",
     ext="jpg|png|tif",
 
 

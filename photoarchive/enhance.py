@@ -579,8 +579,14 @@ CATALOGUE_COLUMNS = {"enhance_tone": "tone"}
 
 
 def catalogue_overrides(row: dict) -> dict:
-    """Per-photo overrides of config["enhance"] from a metadata.csv row (`enhance_tone`: keep | neutral)."""
+    """Per-photo overrides of config["enhance"] from a metadata.csv row (`enhance_tone`: keep | neutral;
+    `enhance_preset`: auto or a preset name)."""
     out = {}
+    preset = str(row.get("enhance_preset") or "").strip().lower()
+    if preset:
+        if preset != "auto" and preset not in PRESETS:
+            raise ValueError(f"metadata.csv enhance_preset={preset!r}: use auto or one of {PRESETS}")
+        out["preset"] = preset
     value = str(row.get("enhance_tone") or "").strip().lower()
     if value:
         if value not in TONES:

@@ -15,6 +15,7 @@ import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from photoarchive.decisions import decision_text, effective_status
 from photoarchive.imageio import read_scan, thumbnail_jpeg, write_atomic
 from photoarchive.ingest import Source
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 STATUS_MEANING = {
     "processed": "finished and passed every QA check: results/processed/",
     "review": "finished, but a QA check asks a person to look: results/review/ (reasons given)",
+    "rejected": "a reviewer rejected the result: results/rejected/ (reviewer, time and note in the reason); "
+                "the original stays the archive's copy",
     "duplicate": "same photo as another input (listed, not processed; the original stays where it is)",
     "failed": "could not be processed; the reason says why and what to do",
 }
@@ -49,6 +52,7 @@ class ManifestRow:
     output: str = ""
     log: str = ""
     notes: str = ""  # what happened to the scan on the way in (multi-page, CMYK, catalogue values...)
+    decision: str = ""  # a reviewer's decision (accept, reject, retune) from the decisions file
 
 
 def _json(path: Path) -> dict | None:
@@ -80,8 +84,9 @@ def _chain(results: Path, logs: Path, pid: str, batch: str) -> list[tuple[str, P
     ]
 
 
-def finished_photos(results: Path) -> dict[str, tuple[str, str]]:
-    """{photo_id: (QA status, restore batch)} of the unique photos whose whole chain finished."""
+def finished_photos(results: Path, decisions: dict[str, dict] | None = None) -> dict[str, tuple[str, str]]:
+    """{photo_id: (status, restore batch)} of the unique photos whose whole chain finished: QA's status,
+    or the reviewer's (`decisions`, see photoarchive.decisions)."""
     finished = {}
     for pid, entry in _dedup_rows(results).items():
         if entry["status"] != "unique":
@@ -90,13 +95,14 @@ def finished_photos(results: Path) -> dict[str, tuple[str, str]]:
             continue
         status = (_json(results / "qa" / f"{pid}.json") or {}).get("status", "")
         if status in ("processed", "review"):
-            finished[pid] = (status, entry["batch"])
+            finished[pid] = (effective_status(status, (decisions or {}).get(pid)), entry["batch"])
     return finished
 
 
 def manifest_rows(results: Path, sources: list[Source], published: dict[str, tuple[str, str]],
-                  logs: Path) -> list[ManifestRow]:
-    """One row per input file, from whatever the stages have written so far."""
+                  logs: Path, decisions: dict[str, dict] | None = None) -> list[ManifestRow]:
+    """One row per input file, from whatever the stages have written so far, with the reviewers'
+    `decisions` (photoarchive.decisions.read_decisions) applied."""
     dedup = _dedup_rows(results)
     by_id = {s.photo_id: s for s in sources}
     blockers = _batch_blockers(results, logs, dedup, by_id)
@@ -128,7 +134,8 @@ def manifest_rows(results: Path, sources: list[Source], published: dict[str, tup
             row.duplicate_of = canonical.relpath if canonical else entry["duplicate_of"]
             rows.append(row)
             continue
-        _fill_unique(row, results, logs, entry["batch"], published.get(pid), blockers.get(entry["batch"], []))
+        _fill_unique(row, results, logs, entry["batch"], published.get(pid), blockers.get(entry["batch"], []),
+                     (decisions or {}).get(pid))
         rows.append(row)
     return rows
 
@@ -160,7 +167,8 @@ def _batch_blockers(results: Path, logs: Path, dedup: dict[str, dict], by_id: di
 
 
 def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
-                 published: tuple[str, str] | None, blockers: list[tuple[str, str, Path]] = ()) -> None:
+                 published: tuple[str, str] | None, blockers: list[tuple[str, str, Path]] = (),
+                 decision: dict | None = None) -> None:
     pid = row.photo_id
     enhance = _json(results / "enhance" / f"{pid}.json") or {}
     faces = _json(results / "faces" / f"{pid}.json") or {}
@@ -189,10 +197,12 @@ def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
         row.reason = f"stopped in {stage}: see {log_file}; re-run snakemake to retry this photo"
         row.log = str(log_file)
         return
-    status = verdict.get("status", "")
-    if published is None or status not in ("processed", "review"):
+    qa_status = verdict.get("status", "")
+    if published is None or qa_status not in ("processed", "review"):
         row.reason = "QA verdict missing or unreadable"
         return
+    status = effective_status(qa_status, decision)
+    row.decision = (decision or {}).get("decision", "")
     relname, ext = published
     out = results / status / f"{relname}_restored.{ext}"
     if not out.exists():
@@ -200,6 +210,8 @@ def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
         return
     row.status, row.output = status, str(out)
     row.reason = "; ".join(verdict.get("reasons", [])) or "all QA checks passed"
+    if decision:  # the reviewer's word first, QA's reasons kept
+        row.reason = f"{decision_text(decision)}; QA: {row.reason}"
 
 
 def _fill_faces(row: ManifestRow, faces: list[dict], restore: dict, verdict: dict) -> None:
@@ -219,9 +231,9 @@ def _fill_faces(row: ManifestRow, faces: list[dict], restore: dict, verdict: dic
 
 
 def write_manifest(results: Path, sources: list[Source], published: dict[str, tuple[str, str]],
-                   logs: Path) -> list[ManifestRow]:
+                   logs: Path, decisions: dict[str, dict] | None = None) -> list[ManifestRow]:
     """Write results/manifest.csv and results/failed.txt (failed inputs with reason and log)."""
-    rows = manifest_rows(results, sources, published, logs)
+    rows = manifest_rows(results, sources, published, logs, decisions)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(ManifestRow)], lineterminator="\n")
     writer.writeheader()
@@ -265,7 +277,7 @@ def write_report(manifest: Path, results: Path, out: Path, thumb_px: int = 320) 
     parts.append("</ul><table><tr><th>source</th><th>status</th><th>before</th><th>after</th><th>why</th></tr>")
     for r in rows:
         before = after = ""
-        if r["status"] in ("processed", "review"):
+        if r["status"] in ("processed", "review", "rejected"):
             before = _thumbnail_tag(results / "stamp" / f"{r['photo_id']}.png", thumb_px)
             after = _thumbnail_tag(Path(r["output"]), thumb_px)
         details = html.escape(r["reason"])

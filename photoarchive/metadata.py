@@ -204,6 +204,14 @@ def stamp_conversion(et: exiftool.ExifToolHelper, parent: Path, target: Path, pa
     _run(et, args, target)
 
 
+def write_review_tags(et: exiftool.ExifToolHelper, target: Path, rating: int | None, label: str) -> None:
+    """A reviewer's decision on `target`: xmp:Rating (5 accepted, -1 rejected; None leaves it) and xmp:Label."""
+    args = [f"-XMP-xmp:Label={escape_value(label)}"]
+    if rating is not None:
+        args.append(f"-XMP-xmp:Rating={int(rating)}")
+    _run(et, args, target)
+
+
 def read_tags(et: exiftool.ExifToolHelper, path: Path) -> dict:
     """All tags of `path` as {"Group:Tag": value}, structs as nested dicts."""
     return et.get_metadata(_path_arg(path))[0]

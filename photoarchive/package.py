@@ -141,8 +141,9 @@ def read_decisions(path: Path | None) -> dict[str, dict[str, str]]:
         items = [{"photo_id": k, **v} for k, v in data.items()] if isinstance(data, dict) else list(data)
     else:
         items = list(csv.DictReader(io.StringIO(text, newline="")))
-    return {str(d["photo_id"]): {k: str(v) for k, v in d.items() if v is not None} for d in items
-            if d.get("photo_id")}
+    # nested values (a retune's overrides, earlier decisions) are not PREMIS fields: left out
+    return {str(d["photo_id"]): {k: str(v) for k, v in d.items() if v is not None and not isinstance(v, (dict, list))}
+            for d in items if d.get("photo_id")}
 
 
 def collection_of(relpath: str) -> str:
@@ -199,6 +200,7 @@ def plan_entries(results: Path, input_dir: Path, manifest: Path, sources: list[S
             rel = PurePosixPath(f"_{rel.parts[0]}", *rel.parts[1:])
         entry.files.append(PayloadFile(f"objects/{rel}", original, "master", source.photo_id, source.relpath))
         status = row.get("status", "")
+        # a photo a reviewer rejected hands over its original alone (PREMIS records the decision)
         if status not in ("processed", "review") or source.photo_id not in published:
             continue
         relname, ext = published[source.photo_id]

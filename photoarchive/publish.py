@@ -1,4 +1,5 @@
-"""Where finished photos go (results/processed or results/review), under names people recognise."""
+"""Where finished photos go (results/processed, results/review, or results/rejected after a reviewer's
+reject), under names people recognise."""
 
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from photoarchive.decisions import XMP_TAGS
 from photoarchive.imageio import atomic_output, encode_image, load_working, write_atomic
 from photoarchive.ingest import Source
 from photoarchive.manifest import finished_photos
-from photoarchive.metadata import exiftool_session, stamp_conversion
+from photoarchive.metadata import exiftool_session, stamp_conversion, write_review_tags
 
 log = logging.getLogger(__name__)
 
 # Published format per source suffix: JPEG stays JPEG, TIFF stays TIFF, the rest becomes PNG.
 _OUTPUT_SUFFIX = {".jpg": "jpg", ".jpeg": "jpg", ".tif": "tif", ".tiff": "tif", ".png": "png",
                   ".webp": "png", ".bmp": "png"}
-STATUSES = ("processed", "review")
+STATUSES = ("processed", "review", "rejected")
 # Characters a published name cannot keep: braces (Snakemake reads "{x}" as a wildcard) and control
 # characters such as line breaks (no Snakemake output pattern matches them).
 _BRACES = str.maketrans("{}", "()")
@@ -106,9 +108,11 @@ def qa_summary(verdict: dict) -> dict:
                                   if c.get("identity_distance") is not None}}
 
 
-def publish_image(et, restored: Path, target: Path, jpeg_quality: int, verdict: dict | None = None) -> None:
+def publish_image(et, restored: Path, target: Path, jpeg_quality: int, verdict: dict | None = None,
+                  decision: dict | None = None) -> None:
     """Write the restored working PNG as `target` (format from its suffix, 16-bit kept where it can be),
     carrying the working PNG's tags and a 'converted' history entry (with the QA `verdict`'s summary).
+    A reviewer's `decision` (photoarchive.decisions) is written as xmp:Rating and xmp:Label.
     `et`: an exiftool session."""
     pixels, depth = load_working(restored)
     parameters = {"format": target.suffix.lstrip("."), "jpeg_quality": jpeg_quality}
@@ -117,9 +121,13 @@ def publish_image(et, restored: Path, target: Path, jpeg_quality: int, verdict: 
     with atomic_output(target) as tmp:
         tmp.write_bytes(encode_image(pixels, target.suffix, depth, jpeg_quality=jpeg_quality))
         stamp_conversion(et, restored, tmp, parameters)
+        if decision and decision.get("decision") in XMP_TAGS:
+            rating, label = XMP_TAGS[decision["decision"]]
+            write_review_tags(et, tmp, rating, label)
 
 
-def publish_finished(results_dir: Path, published: dict[str, tuple[str, str]], jpeg_quality: int) -> list[str]:
+def publish_finished(results_dir: Path, published: dict[str, tuple[str, str]], jpeg_quality: int,
+                     decisions: dict[str, dict] | None = None) -> list[str]:
     """Publish every photo whose chain finished (QA verdict written) but whose published files are missing.
 
     For the end of a failed run: the photos that got through are published like the publish jobs
@@ -127,7 +135,8 @@ def publish_finished(results_dir: Path, published: dict[str, tuple[str, str]], j
     """
     results_dir = Path(results_dir)
     todo = []
-    for pid, (status, batch) in sorted(finished_photos(results_dir).items()):
+    decisions = decisions or {}
+    for pid, (status, batch) in sorted(finished_photos(results_dir, decisions).items()):
         if pid not in published:
             continue
         relname, ext = published[pid]
@@ -144,7 +153,8 @@ def publish_finished(results_dir: Path, published: dict[str, tuple[str, str]], j
             try:
                 if not image.exists():
                     verdict = json.loads((results_dir / "qa" / f"{pid}.json").read_text())
-                    publish_image(et, results_dir / "restore" / batch / f"{pid}.png", image, jpeg_quality, verdict)
+                    publish_image(et, results_dir / "restore" / batch / f"{pid}.png", image, jpeg_quality, verdict,
+                                  decisions.get(pid))
                 copy_atomic(results_dir / "matting" / f"{pid}_matte.png", matte)
                 copy_atomic(results_dir / "matting" / f"{pid}_fg.png", foreground)
                 copy_atomic(results_dir / "repair" / f"{pid}_damage.png", damage)

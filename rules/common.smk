@@ -9,6 +9,7 @@ from pathlib import Path
 from snakemake.io import contains_wildcard
 from snakemake.utils import validate
 
+from photoarchive.decisions import DecisionError, overrides_row, read_decisions
 from photoarchive.ingest import archive_id, discover_sources, photo_id
 from photoarchive.manifest import write_manifest
 from photoarchive.metadata import read_metadata_csv
@@ -66,6 +67,14 @@ PUBLISHED = published_names(SOURCES.values())
 _SIZE = config["ingest"]["chunk_size"]
 INGEST_CHUNKS = {f"c{k // _SIZE:04d}": sorted(SOURCES)[k:k + _SIZE] for k in range(0, len(SOURCES), _SIZE)}
 PHOTO_OF_RELNAME = {relname: pid for pid, (relname, _ext) in PUBLISHED.items()}
+# Review decisions (python -m photoarchive.review): accept/reject move a photo, retune overrides its controls.
+DECISIONS_FILE = config["review"]["decisions"]
+try:
+    DECISIONS = read_decisions(DECISIONS_FILE)
+except DecisionError as exc:
+    raise WorkflowError(str(exc))
+for name in sorted(set(DECISIONS) - set(SOURCES)):
+    logger.warning(f"{DECISIONS_FILE} names photo {name!r}, which is not in {INPUT_DIR}; decision ignored")
 
 
 def input_file(relpath):
@@ -122,6 +131,27 @@ def metadata_row(wildcards):
     return catalogue_row(wildcards.photo)
 
 
+def tuned_row(photo):
+    """The photo's catalogue row with a reviewer's retune overrides merged over it."""
+    return {**catalogue_row(photo), **overrides_row(DECISIONS.get(photo))}
+
+
+def tuned_metadata_row(wildcards):
+    """A params value of the per-photo stages: a retune decision re-runs that photo alone."""
+    return tuned_row(wildcards.photo)
+
+
+def decisions_input(wildcards):
+    """The decisions file as an input of the jobs that read it, when it exists (absent: nothing changes)."""
+    return [DECISIONS_FILE] if Path(DECISIONS_FILE).is_file() else []
+
+
+def review_decision(wildcards):
+    """A params value of publish: the reviewer's decision on the photo behind a published name."""
+    decision = DECISIONS.get(PHOTO_OF_RELNAME[wildcards.relname])
+    return {k: decision[k] for k in ("decision", "reviewer", "time")} if decision else {}
+
+
 @functools.lru_cache(maxsize=4)
 def read_table(path, version):
     """A checkpoint's TSV table as a tuple of rows; `version` (size, mtime) keys the cache, so that
@@ -167,8 +197,8 @@ def batch_members(wildcards):
 
 
 def batch_catalogue_rows(wildcards):
-    """Catalogue rows of a batch: they carry per-photo overrides of the restore controls."""
-    return {photo: catalogue_row(photo) for photo in batch_members(wildcards)}
+    """Catalogue rows of a batch (with retune overrides): they carry per-photo overrides of the restore controls."""
+    return {photo: tuned_row(photo) for photo in batch_members(wildcards)}
 
 
 def restore_dir(photo):
@@ -219,13 +249,13 @@ def published_files_of(rows):
 def write_partial_manifest():
     """After a failed run: publish every photo that finished, then account for every input."""
     try:
-        done = publish_finished(Path("results"), PUBLISHED, config["publish"]["jpeg_quality"])
+        done = publish_finished(Path("results"), PUBLISHED, config["publish"]["jpeg_quality"], DECISIONS)
         if done:
             logger.warning(f"published {len(done)} photo(s) that finished despite the failure")
     except Exception as exc:  # the run already failed: report, don't mask the original error
         logger.error(f"could not publish the finished photos: {exc}")
     try:
-        write_manifest(Path("results"), list(SOURCES.values()), PUBLISHED, Path("logs"))
+        write_manifest(Path("results"), list(SOURCES.values()), PUBLISHED, Path("logs"), DECISIONS)
         logger.warning("results/manifest.csv and results/failed.txt written for this partial run")
     except Exception as exc:  # the run already failed: report, don't mask the original error
         logger.error(f"could not write the partial manifest: {exc}")

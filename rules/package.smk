@@ -7,7 +7,7 @@ rule package:
         manifest="results/manifest.csv",
         published=published_files,
         originals=package_originals,
-        decisions=lambda wc: [config["package"]["decisions"]] if config["package"]["decisions"] else [],
+        decisions=lambda wc: [config["package"]["decisions"]] if config["package"]["decisions"] else decisions_input(wc),
     output:
         index="results/package/bags.tsv",
     log:

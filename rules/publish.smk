@@ -1,4 +1,5 @@
-# Publish: copy (never move) each finished photo into results/processed or results/review,
+# Publish: copy (never move) each finished photo into results/processed, results/review or (rejected by a
+# reviewer) results/rejected,
 # keeping the input's folders; then the manifest that accounts for every input file.
 
 
@@ -14,6 +15,7 @@ rule publish:
     params:
         photo=lambda wc: PHOTO_OF_RELNAME[wc.relname],
         jpeg_quality=config["publish"]["jpeg_quality"],
+        decision=review_decision,  # xmp:Rating and xmp:Label; a new decision re-publishes the photo
     threads: 1
     resources:
         mem_mb=2000,
@@ -69,6 +71,7 @@ rule manifest:
         triage="results/qa/triage.tsv",
         published=published_files,
         batches=lambda wc: expand("results/publish/{batch}.txt", batch=restore_batches()),
+        decisions=decisions_input,
     output:
         manifest="results/manifest.csv",
         failed="results/failed.txt",

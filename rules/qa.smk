@@ -1,4 +1,5 @@
-# QA: per-photo metrics and a verdict (processed or review, with every reason), then one table.
+# QA: per-photo metrics and a verdict (processed or review, with every reason), then one table that
+# applies the reviewers' decisions (accepted: processed, rejected: rejected; see photoarchive/decisions.py).
 
 
 rule qa:
@@ -32,6 +33,7 @@ rule qa:
 checkpoint triage:
     input:
         verdicts=lambda wc: expand("results/qa/{photo}.json", photo=unique_photos()),
+        decisions=decisions_input,
     output:
         table="results/qa/triage.tsv",
     log:

@@ -12,7 +12,7 @@ restored = Path(snakemake.input.restored) / f"{snakemake.params.photo}.png"
 target = Path(snakemake.output.restored)
 with exiftool_session() as et:
     publish_image(et, restored, target, snakemake.params.jpeg_quality,
-                  json.loads(Path(snakemake.input.verdict).read_text()))
+                  json.loads(Path(snakemake.input.verdict).read_text()), snakemake.params.decision)
 for stale in remove_stale(Path("results"), snakemake.wildcards.status, snakemake.wildcards.relname,
                           snakemake.wildcards.ext):
     log.info("removed %s left by an earlier run with another QA verdict", stale)

@@ -159,3 +159,21 @@ def test_write_manifest_and_report(tree):
     assert "<script>x</script>" not in page and "&lt;script&gt;" in page  # names are escaped
     assert "<b>noisy</b>" not in page
     assert page.count("data:image/jpeg;base64,") == 2 * sum(r.status in ("processed", "review") for r in rows)
+
+
+def test_manifest_applies_review_decisions(tree):
+    results, logs, published = tree
+    decisions = {pid("f_review.jpg"): {"decision": "accept", "reviewer": "Ann", "time": "2026-12-01T00:20:00+00:00"},
+                 pid("<script>x</script>.jpg"): {"decision": "reject", "reviewer": "Bo", "time": "T", "note": "blurry"}}
+    for name, status in (("f_review.jpg", "processed"), ("<script>x</script>.jpg", "rejected")):
+        relname, ext = published[pid(name)]
+        out = results / status / f"{relname}_restored.{ext}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_image(out, np.full((8, 8, 3), 0.7, np.float32))
+    by = _by_source(manifest_rows(results, list(SOURCES.values()), published, logs, decisions))
+    accepted, rejected = by["f_review.jpg"], by["<script>x</script>.jpg"]
+    assert accepted.status == "processed" and "/processed/" in accepted.output and accepted.decision == "accept"
+    assert accepted.reason == "accepted by Ann 2026-12-01T00:20:00+00:00; QA: face changed a lot (SSIM 0.31)"
+    assert rejected.status == "rejected" and "/rejected/" in rejected.output
+    assert rejected.reason == "rejected by Bo T: blurry; QA: <b>noisy</b>"
+    assert by["e_done.tif"].decision == "" and by["e_done.tif"].status == "processed"
