@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import http.client
 import json
+import os
+import threading
 
 import numpy as np
 import pytest
+from workflow import snapshot
 
 from photoarchive import decisions as dec
 from photoarchive.imageio import write_image
+from photoarchive.manifest import ManifestRow
 from photoarchive.metadata import exiftool_session, read_tags, write_review_tags
 from photoarchive.package import read_decisions as package_read_decisions
+from photoarchive.review import ForbiddenPathError, load_config, make_server, reason_kind, safe_path
 
 PHOTO = "family__img001.jpg-0123abcd"
 OTHER = "family__img002.jpg-89abcdef"
@@ -157,3 +164,225 @@ def test_review_tags_written_on_a_published_file(tmp_path):
         write_review_tags(et, target, *dec.XMP_TAGS["reject"])
         tags = read_tags(et, target)
     assert tags["XMP-xmp:Rating"] == -1 and tags["XMP-xmp:Label"] == "Rejected"
+
+
+# ------------------------------------------------------------------------------------------------
+# the app's server
+
+
+IDS = [f"family__p{n:03d}.jpg-{n:08x}" for n in range(12)]
+
+
+def _config(tmp_path) -> dict:
+    config = load_config(None)
+    config["review"]["decisions"] = "results/decisions.json"
+    return config
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A tiny finished run: input folder, results/ with manifest, stamp, restore, dedup; 12 photos."""
+    scans, results = tmp_path / "scans", tmp_path / "work" / "results"
+    for sub in ("stamp", "restore/b0000", "dedup", "qa", "matting"):
+        (results / sub).mkdir(parents=True)
+    (scans / "family").mkdir(parents=True)
+    rows = []
+    for n, pid in enumerate(IDS):
+        pixels = np.full((40, 60, 3), 0.1 + 0.05 * n, np.float32)
+        write_image(scans / "family" / f"p{n:03d}.jpg", pixels)
+        write_image(results / "stamp" / f"{pid}.png", pixels)
+        write_image(results / "restore" / "b0000" / f"{pid}.png", pixels * 0.9)
+        status = "review" if n % 3 else "processed"
+        reason = (f"face 0: identity distance 0.{50 + n} from the scan > 0.50: the restored face may be someone else"
+                  if n % 2 else "sharpness fell to 0.70 of the scan's")
+        reason = reason if status == "review" else "all QA checks passed"
+        rows.append(ManifestRow(photo_id=pid, source=f"family/p{n:03d}.jpg", status=status, reason=reason,
+                                identity_distance=f"0.{50 + n}", faces="1",
+                                face_records=json.dumps([{"index": 0, "box": [5, 5, 25, 25], "score": 0.99}]),
+                                output=f"results/{status}/family/p{n:03d}_restored.jpg"))
+    with open(results / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(ManifestRow.__dataclass_fields__))
+        writer.writeheader()
+        writer.writerows(r.__dict__ for r in rows)
+    (results / "dedup" / "dedup.tsv").write_text("photo_id\tstatus\tbatch\n" + "".join(
+        f"{pid}\tunique\tb0000\n" for pid in IDS))
+    (tmp_path / "secret.png").write_bytes((results / "stamp" / f"{IDS[0]}.png").read_bytes())
+    return {"scans": scans, "results": results, "root": tmp_path}
+
+
+@pytest.fixture
+def server(run, tmp_path):
+    srv = make_server(run["results"], run["scans"], port=0, reviewer="Tess", config=_config(tmp_path))
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def request(srv, method: str, path: str, body: dict | None = None, headers: dict | None = None):
+    """(status, headers, body bytes) of one raw request: the path goes out exactly as given."""
+    host, port = srv.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    headers = {"Host": f"{host}:{port}", **(headers or {})}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    for key, value in headers.items():
+        conn.putheader(key, value)
+    conn.putheader("Content-Length", str(len(data or b"")))
+    conn.endheaders(data)
+    response = conn.getresponse()
+    out = response.status, dict(response.getheaders()), response.read()
+    conn.close()
+    return out
+
+
+@pytest.mark.parametrize("path", [
+    "/file/results/../secret.png",
+    "/file/results/%2e%2e/secret.png",
+    "/file/results/%2E%2E%2Fsecret.png",
+    "/file/results/..%2fsecret.png",
+    "/file/results/stamp/..%2f..%2fsecret.png",
+    "/file/results/%252e%252e/secret.png",
+    "/file/results//etc/passwd",
+    "/file/results/%2Fetc%2Fpasswd",
+    "/file/results/..%5csecret.png",
+    "/file/results/stamp%00.png",
+    "/file/input/../work/results/manifest.csv",
+    "/file/elsewhere/secret.png",
+    "/file/results/link_out/secret.png",
+    "/file/results/link_file.png",
+])
+def test_path_traversal_is_refused(server, run, path):
+    (run["results"] / "link_out").symlink_to(run["root"])  # a symbolic link leading out of results/
+    (run["results"] / "link_file.png").symlink_to(run["root"] / "secret.png")
+    status, _, body = request(server, "GET", path)
+    assert status in (403, 404), (path, status)
+    assert body[:4] != b"\x89PNG"
+
+
+def test_files_under_the_two_roots_are_served(server, run):
+    (run["results"] / "link_in.png").symlink_to(run["results"] / "stamp" / f"{IDS[1]}.png")  # inside: fine
+    for path, folder in ((f"/file/results/stamp/{IDS[1]}.png", run["results"] / "stamp" / f"{IDS[1]}.png"),
+                         ("/file/input/family/p001.jpg", run["scans"] / "family" / "p001.jpg"),
+                         ("/file/results/link_in.png", run["results"] / "stamp" / f"{IDS[1]}.png")):
+        status, headers, body = request(server, "GET", path)
+        assert status == 200 and body == folder.read_bytes(), path
+    assert request(server, "GET", "/file/results/manifest.csv")[0] == 404  # images only
+
+
+def test_safe_path_unit(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(b"x")
+    assert safe_path(tmp_path, "a/x.png") == (tmp_path / "a" / "x.png").resolve()
+    for bad in ("../a", "a/../../x", "/etc/passwd", "a\\..\\x", "", "a//x.png", "./a/x.png"):
+        with pytest.raises(ForbiddenPathError):
+            safe_path(tmp_path / "a", bad)
+
+
+def test_foreign_host_and_cross_origin_posts_are_refused(server):
+    assert request(server, "GET", "/api/photos", headers={"Host": "evil.example:8765"})[0] == 403
+    status, _, _ = request(server, "POST", "/api/decision", {"photo_id": IDS[1], "decision": "accept"},
+                           headers={"Origin": "http://evil.example"})
+    assert status == 403
+    status, _, _ = request(server, "POST", "/api/decision", None, headers={"Content-Type": "text/plain"})
+    assert status == 415
+
+
+def test_token_checked_on_every_request(run, tmp_path):
+    srv = make_server(run["results"], run["scans"], port=0, reviewer="Tess", config=_config(tmp_path), token="s3cret")
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        for path in ("/", "/api/photos", f"/file/results/stamp/{IDS[1]}.png", f"/thumb/{IDS[1]}/before"):
+            assert request(srv, "GET", path)[0] == 401, path
+            assert request(srv, "GET", path + ("&" if "?" in path else "?") + "token=wrong")[0] == 401
+            assert request(srv, "GET", path, headers={"X-Review-Token": "s3cret"})[0] == 200, path
+        status, headers, _ = request(srv, "GET", "/?token=s3cret")
+        assert status == 200 and "HttpOnly" in headers["Set-Cookie"]
+        assert request(srv, "GET", "/api/photos", headers={"Cookie": "review_token=s3cret"})[0] == 200
+        assert request(srv, "POST", "/api/decision", {"photo_id": IDS[1], "decision": "accept"})[0] == 401
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_other_hosts_get_a_generated_token(run, tmp_path):
+    srv = make_server(run["results"], run["scans"], host="0.0.0.0", port=0, config=_config(tmp_path))
+    try:
+        assert srv.token and len(srv.token) >= 24
+    finally:
+        srv.server_close()
+    local = make_server(run["results"], run["scans"], port=0, config=_config(tmp_path))
+    try:
+        assert local.token is None and local.server_address[0] == "127.0.0.1"
+    finally:
+        local.server_close()
+
+
+def test_list_paginates_filters_sorts_and_counts(server):
+    status, _, body = request(server, "GET", "/api/photos?limit=5")
+    page = json.loads(body)
+    assert status == 200 and page["total"] == 8 and len(page["items"]) == 5  # the review queue by default
+    assert page["counts"] == {"processed": 4, "review": 8}
+    assert page["reasons"] == {"the restored face may be someone else": 4, "sharpness fell to # of the scan's": 4}
+    rest = json.loads(request(server, "GET", "/api/photos?limit=5&offset=5")[2])
+    assert len(rest["items"]) == 3
+    assert not {i["photo_id"] for i in rest["items"]} & {i["photo_id"] for i in page["items"]}
+    everything = json.loads(request(server, "GET", "/api/photos?status=all&sort=score&order=desc")[2])
+    scores = [i["score"] for i in everything["items"]]
+    assert everything["total"] == 12 and scores == sorted(scores, reverse=True)
+    one = json.loads(request(server, "GET", "/api/photos?reason=the%20restored%20face%20may%20be%20someone%20else")[2])
+    assert one["total"] == 4 and all("someone else" in i["reasons"][0] for i in one["items"])
+    assert reason_kind("face 2: detection score 0.80 < 0.95: it may not be a face") == "it may not be a face"
+
+
+def test_detail_has_images_faces_and_provenance(server):
+    detail = json.loads(request(server, "GET", f"/api/photo/{IDS[1]}")[2])
+    assert detail["images"]["before"] == f"/file/results/stamp/{IDS[1]}.png"
+    assert detail["images"]["after"] == f"/file/results/restore/b0000/{IDS[1]}.png"
+    assert detail["images"]["original"] == "/file/input/family/p001.jpg"
+    assert detail["faces"][0]["box"] == [5, 5, 25, 25] and detail["provenance"]["batch"] == "b0000"
+    assert request(server, "GET", "/api/photo/..%2f..%2fetc")[0] == 404
+    assert request(server, "GET", "/api/photo/unknown-00000000")[0] == 404
+
+
+def test_thumbnails_from_the_thumbs_rule_else_in_memory(server, run):
+    status, headers, body = request(server, "GET", f"/thumb/{IDS[2]}/after")
+    assert status == 200 and headers["X-Thumbnail"] == "memory" and body[:2] == b"\xff\xd8"
+    assert not (run["results"] / "thumbs").exists()  # never written
+    made = run["results"] / "thumbs" / "b0000" / f"{IDS[3]}_before.jpg"
+    made.parent.mkdir(parents=True)
+    made.write_bytes(b"\xff\xd8 the thumbs rule's file")
+    status, headers, body = request(server, "GET", f"/thumb/{IDS[3]}/before")
+    assert headers["X-Thumbnail"] == "file" and body == made.read_bytes()
+    assert request(server, "GET", f"/thumb/{IDS[3]}/sideways")[0] == 404
+
+
+def test_decisions_through_the_api_leave_originals_alone(server, run):
+    before = snapshot(run["scans"])
+    results_before = snapshot(run["results"])
+    status, _, body = request(server, "POST", "/api/decision", {"photo_id": IDS[1], "decision": "accept", "note": "ok"})
+    assert status == 200 and json.loads(body)["reviewer"] == "Tess"
+    assert request(server, "POST", "/api/decision", {"photo_id": IDS[2], "decision": "reject"})[0] == 200
+    status, _, body = request(server, "POST", "/api/decision",
+                              {"photo_id": IDS[4], "decision": "retune", "overrides": {"restore_strength": 500}})
+    assert status == 400 and b"from 0 to 100" in body
+    assert request(server, "POST", "/api/decision", {"photo_id": "nope-00000000", "decision": "accept"})[0] == 404
+    saved = dec.read_decisions(run["results"] / "decisions.json")
+    assert {k: v["decision"] for k, v in saved.items()} == {IDS[1]: "accept", IDS[2]: "reject"}
+    assert saved[IDS[1]]["note"] == "ok" and saved[IDS[1]]["reviewer"] == "Tess"
+    assert snapshot(run["scans"]) == before  # originals: same bytes, same times
+    after = snapshot(run["results"])
+    assert {k: v for k, v in after.items() if k in results_before} == results_before  # pipeline outputs untouched
+    listing = json.loads(request(server, "GET", "/api/photos?status=all")[2])
+    assert {i["photo_id"]: i["decision"] for i in listing["items"]}[IDS[1]] == "accept"
+
+
+def test_page_and_assets_are_served(server):
+    status, headers, body = request(server, "GET", "/")
+    assert status == 200 and b'<html lang="en">' in body and "script-src 'self'" in headers["Content-Security-Policy"]
+    assert request(server, "GET", "/app.js")[0] == 200 and request(server, "GET", "/app.css")[0] == 200
+    assert os.path.getsize(__import__("photoarchive.review", fromlist=["STATIC"]).STATIC / "index.html") < 50_000
