@@ -12,9 +12,9 @@ export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 # pip's global config here names local wheel folders; hide its noise about the missing ones
 PIP_QUIET := 2>&1 | { grep -v 'neither a file nor a directory' || true; }
 
-.PHONY: setup exiftool demo test lint clean
+.PHONY: setup exiftool chromium demo test lint clean
 
-setup: $(VENV)/.installed exiftool
+setup: $(VENV)/.installed exiftool chromium
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,18 @@ exiftool:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libimage-exiftool-perl; }
 	@exiftool -ver >/dev/null
 
+# headless Chromium for the review app's browser tests (Playwright drives the system binary; its own browser
+# download is not used). Where it cannot be installed the browser tests skip, saying so.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; } \
+	  || echo "chromium not installed: tests/test_review_browser.py will be skipped"
+
 demo: setup
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --printshellcmds
 	@echo "Done: see results/manifest.csv, results/report.html, results/processed/ and results/review/"
+	@echo "Review the queue: $(BIN)/python -m photoarchive.review  (then open http://127.0.0.1:8765/)"
 
 lint: setup
 	$(BIN)/ruff check .

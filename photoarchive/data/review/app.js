@@ -47,8 +47,10 @@ async function loadList(keep = false) {
   const list = $("list"); list.replaceChildren();
   data.items.forEach((item, i) => {
     const li = el("li", { tabindex: "-1", "aria-selected": "false", "data-photo": item.photo_id, role: "option" },
-      el("img", { src: `/thumb/${encodeURIComponent(item.photo_id)}/after`, alt: `result ${item.source}`,
-                  loading: "lazy", width: "64", height: "64" }),
+      ["processed", "review", "rejected"].includes(item.status)
+        ? el("img", { src: `/thumb/${encodeURIComponent(item.photo_id)}/after`, alt: `result ${item.source}`,
+                      loading: "lazy", width: "64", height: "64" })
+        : el("span", { class: "nothumb", text: item.status }),
       el("div", {}, el("div", { class: "src", text: item.source }),
          el("span", { class: `badge ${item.status}`, text: item.status }), " ",
          item.decision ? el("span", { class: `badge ${item.decision}`, text: item.decision }) : "",
