@@ -248,10 +248,13 @@ def decision_text(decision: dict[str, Any]) -> str:
     return text
 
 
-def overrides_row(decision: dict[str, Any] | None) -> dict[str, str]:
-    """A decision's overrides as metadata.csv cells (strings), to merge over the photo's catalogue row."""
+def overrides_row(decision: dict[str, Any] | None, stage: str | None = None) -> dict[str, str]:
+    """A decision's overrides as metadata.csv cells (strings), to merge over the photo's catalogue row;
+    with `stage` (enhance, repair, restore) only that stage's columns, so a retune re-runs no more than it must."""
     out = {}
     for column, value in ((decision or {}).get("overrides") or {}).items():
+        if stage is not None and OVERRIDE_COLUMNS.get(column, ("",))[0] != stage:
+            continue
         if isinstance(value, bool):
             out[column] = "true" if value else "false"
         elif isinstance(value, float):

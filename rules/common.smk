@@ -131,14 +131,14 @@ def metadata_row(wildcards):
     return catalogue_row(wildcards.photo)
 
 
-def tuned_row(photo):
-    """The photo's catalogue row with a reviewer's retune overrides merged over it."""
-    return {**catalogue_row(photo), **overrides_row(DECISIONS.get(photo))}
+def tuned_row(photo, stage):
+    """The photo's catalogue row with a reviewer's retune overrides for `stage` merged over it."""
+    return {**catalogue_row(photo), **overrides_row(DECISIONS.get(photo), stage)}
 
 
-def tuned_metadata_row(wildcards):
-    """A params value of the per-photo stages: a retune decision re-runs that photo alone."""
-    return tuned_row(wildcards.photo)
+def tuned_metadata_row(stage):
+    """A params function of a per-photo stage: a retune of that stage's controls re-runs that photo alone."""
+    return lambda wildcards: tuned_row(wildcards.photo, stage)
 
 
 def decisions_input(wildcards):
@@ -198,7 +198,7 @@ def batch_members(wildcards):
 
 def batch_catalogue_rows(wildcards):
     """Catalogue rows of a batch (with retune overrides): they carry per-photo overrides of the restore controls."""
-    return {photo: tuned_row(photo) for photo in batch_members(wildcards)}
+    return {photo: tuned_row(photo, "restore") for photo in batch_members(wildcards)}
 
 
 def restore_dir(photo):

@@ -13,7 +13,7 @@ rule enhance:
         "benchmarks/enhance/{photo}.tsv"
     params:
         cfg=config["enhance"],
-        catalogue=tuned_metadata_row,
+        catalogue=tuned_metadata_row("enhance"),
     threads: 1
     resources:
         mem_mb=photo_mem_mb(100, 1000),  # float Lab copies and NL-means buffers: ~100 B/pixel

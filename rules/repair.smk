@@ -15,7 +15,7 @@ rule repair:
         "benchmarks/repair/{photo}.tsv"
     params:
         cfg=config["repair"],
-        catalogue=tuned_metadata_row,
+        catalogue=tuned_metadata_row("repair"),
     threads: 1
     resources:
         mem_mb=photo_mem_mb(100, 1000),  # float copies, z-maps and masks of a strip, the image twice: ~100 B/pixel

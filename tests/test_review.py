@@ -386,3 +386,11 @@ def test_page_and_assets_are_served(server):
     assert status == 200 and b'<html lang="en">' in body and "script-src 'self'" in headers["Content-Security-Policy"]
     assert request(server, "GET", "/app.js")[0] == 200 and request(server, "GET", "/app.css")[0] == 200
     assert os.path.getsize(__import__("photoarchive.review", fromlist=["STATIC"]).STATIC / "index.html") < 50_000
+
+
+def test_overrides_row_per_stage():
+    decision = {"overrides": {"restore_strength": 40.0, "enhance_preset": "natural", "repair": True}}
+    assert dec.overrides_row(decision, "restore") == {"restore_strength": "40"}
+    assert dec.overrides_row(decision, "enhance") == {"enhance_preset": "natural"}
+    assert dec.overrides_row(decision, "repair") == {"repair": "true"}
+    assert dec.overrides_row(None, "repair") == {}

@@ -76,7 +76,7 @@ def test_review_in_the_browser_then_the_next_run_honours_it(archive, app):
     errors: list[str] = []
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)  # waits evaluate JS
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(f"http://{host}:{port}/")
         page.wait_for_selector("body[data-ready='1']", timeout=30_000)
