@@ -40,7 +40,7 @@ def main() -> None:
         page.goto(url)
         page.wait_for_selector("body[data-ready='1']")
         page.click(f"#list li[data-photo='{photo}']")
-        page.wait_for_function(f"document.body.dataset.photo === '{photo}'")
+        page.wait_for_function(f"document.body.dataset.shown === '{photo}'")
         page.wait_for_function("document.getElementById('img-after').complete")
         page.wait_for_timeout(500)
         page.screenshot(path=DOCS / "review_queue.png")

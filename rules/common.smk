@@ -9,7 +9,7 @@ from pathlib import Path
 from snakemake.io import contains_wildcard
 from snakemake.utils import validate
 
-from photoarchive.decisions import DecisionError, overrides_row, read_decisions
+from photoarchive.decisions import DecisionError, effective_status, overrides_row, read_decisions
 from photoarchive.ingest import archive_id, discover_sources, photo_id
 from photoarchive.manifest import write_manifest
 from photoarchive.metadata import read_metadata_csv
@@ -237,11 +237,19 @@ def batch_published_files(wildcards):
     return published_files_of(row for row in triage_rows() if row["photo_id"] in members)
 
 
+def published_status(row):
+    """A triage row's status with the decisions file of this run applied: right even while the table is
+    the previous run's (the checkpoint re-runs because the decisions file changed, but the published
+    files are listed before it has)."""
+    qa_status = row.get("qa_status") or row["status"]
+    return effective_status(qa_status, DECISIONS.get(row["photo_id"]))
+
+
 def published_files_of(rows):
     files = []
     for row in rows:
         relname, ext = PUBLISHED[row["photo_id"]]
-        base = f"results/{row['status']}/{relname}"
+        base = f"results/{published_status(row)}/{relname}"
         files += [f"{base}_restored.{ext}", f"{base}_matte.png", f"{base}_fg.png", f"{base}_damage.png"]
     return files
 

@@ -83,9 +83,8 @@ def test_review_in_the_browser_then_the_next_run_honours_it(archive, app):
 
         def choose(name: str) -> None:
             page.click(f"#list li[data-photo='{ids[name]}']")
-            page.wait_for_function(f"document.body.dataset.photo === '{ids[name]}'")
+            page.wait_for_function(f"document.body.dataset.shown === '{ids[name]}'")
             page.wait_for_function("document.getElementById('img-before').complete")
-            page.locator("#title").wait_for()
             assert page.text_content("#title") == name
 
         # keyboard: next / previous, zoom, then accept
@@ -118,7 +117,8 @@ def test_review_in_the_browser_then_the_next_run_honours_it(archive, app):
         page.select_option("#ctl-enhance_preset", "natural")
         page.click("#recompute")
         page.wait_for_function(f"document.body.dataset.retuned === '{ids[RETUNE]}'", timeout=300_000)
-        assert page.is_visible("#retune-image")
+        page.wait_for_function("document.getElementById('retune-image').naturalWidth > 0")  # the result shown
+        assert "QA says" in page.text_content("#retune-state")
         page.click("#keep")
         page.wait_for_function(f"document.body.dataset.lastDecision === '{ids[RETUNE]} retune'")
         browser.close()

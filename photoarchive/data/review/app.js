@@ -110,6 +110,7 @@ function showDetail(d) {
   if (d.decision && Object.keys(d.decision.overrides || {}).length) rows.push(["overrides", JSON.stringify(d.decision.overrides)]);
   for (const [k, v] of rows) prov.append(el("dt", { text: k }), el("dd", { text: v || "–" }));
   drawFaces(d);
+  document.body.dataset.shown = d.photo_id;
 }
 
 function drawFaces(d) {
