@@ -394,3 +394,30 @@ def test_overrides_row_per_stage():
     assert dec.overrides_row(decision, "enhance") == {"enhance_preset": "natural"}
     assert dec.overrides_row(decision, "repair") == {"repair": "true"}
     assert dec.overrides_row(None, "repair") == {}
+
+
+def test_package_hands_over_a_rejected_photo_as_its_original_alone(tmp_path):
+    from photoarchive.package import PackageOptions, package
+    from tests.package_tree import make_tree
+    tree = make_tree(tmp_path, n=4, with_zip=False)
+    manifest = tree["results"] / "manifest.csv"
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    rejected = next(r for r in rows if r["status"] in ("processed", "review"))
+    rejected["status"] = "rejected"
+    with open(manifest, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    decisions = tree["results"] / "decisions.json"
+    dec.record_decision(decisions, rejected["photo_id"], "reject", "Ada", note="face changed")
+    before = snapshot(tree["scans"])
+    [result] = package(tree["results"], tree["scans"], manifest, tree["sources"], tmp_path / "package",
+                       PackageOptions(), decisions_file=decisions)
+    stem = rejected["source"].rsplit(".", 1)[0]
+    payload = [p.relative_to(result.path / "data").as_posix() for p in (result.path / "data").rglob("*") if p.is_file()]
+    assert f"objects/{rejected['source']}" in payload  # the original, the archive's copy
+    assert not [p for p in payload if p.startswith(f"objects/service/{stem}")]  # no derivative of it
+    premis = (result.path / "data" / "metadata" / "premis.xml").read_text(encoding="utf-8")
+    assert "Ada" in premis and "reject" in premis and "face changed" in premis
+    assert snapshot(tree["scans"]) == before
