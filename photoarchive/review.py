@@ -536,7 +536,8 @@ class Handler(BaseHTTPRequestHandler):
         if not self.headers.get("Content-Type", "").startswith("application/json"):
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON")
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self.headers.get("Content-Length") or "0"
+        length = int(length) if length.isdigit() else MAX_BODY + 1
         if length > MAX_BODY:
             self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
             return
