@@ -34,9 +34,12 @@ include: "rules/publish.smk"
 include: "rules/package.smk"
 
 
+# The ingest chunk lists tie a chunk's ingest jobs into one cluster job; nothing reads them, so
+# they are targets, not inputs (a new chunk size then re-runs nothing).
 rule all:
     input:
         "results/manifest.csv",
+        expand("results/ingest/chunks/{chunk}.txt", chunk=sorted(INGEST_CHUNKS)),
         "results/report.html",
         published_files,  # targets too: a deleted published file is made again
     default_target: True
@@ -46,6 +49,7 @@ rule all:
 rule ingest_only:
     input:
         "results/dedup/dedup.tsv",
+        expand("results/ingest/chunks/{chunk}.txt", chunk=sorted(INGEST_CHUNKS)),
 
 
 rule enhance_only:

@@ -140,6 +140,17 @@ def test_second_run_does_nothing(demo_run):
     assert planned_jobs(demo_run["work"], config=demo_run["config"]) == {}
 
 
+def test_scheduling_knobs_rerun_nothing(demo_run, tmp_path):
+    """Batch and chunk sizes only cut the work into jobs: changing them re-runs no photo's job."""
+    other = tmp_path / "scheduling.yaml"
+    other.write_text("scheduling:\n  restore_batch_size: 2\n  ingest_chunk_size: 3\n")
+    # one --configfile option with both files: a second option would replace the first
+    jobs = planned_jobs(demo_run["work"], "--configfile", str(REPO / "config.yaml"), str(other),
+                        config=demo_run["config"])
+    # only the chunk lists for the new chunk size are written: no photo is processed again
+    assert set(jobs) <= {"ingest_chunk", "all"}, jobs
+
+
 def test_deleting_a_published_file_redoes_only_that(demo_run):
     work = demo_run["work"]
     row = manifest(work)["family/img001.jpg"]
