@@ -42,8 +42,9 @@ def make_report_tree(work: Path, n: int, image_px: tuple[int, int] = (48, 36), p
     """
     results = work / "results"
     w, h = image_px
-    rng = np.random.default_rng(0)
-    base = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin((xx + yy) / 7.0)], axis=-1)  # smooth: photo-like sizes
+    base = (base * 255).astype(np.uint8)
     ok_png = cv2.imencode(".png", base)[1].tobytes()
     done_png = cv2.imencode(".png", 255 - base)[1].tobytes()
     rows, batches = [], {}
