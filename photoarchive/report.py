@@ -24,11 +24,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import cv2
-import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image
 
-from photoarchive.imageio import atomic_directory, write_atomic
+from photoarchive.imageio import atomic_directory, encode_image, read_scan, write_atomic
 from photoarchive.manifest import STATUS_MEANING, read_manifest
 
 log = logging.getLogger(__name__)
@@ -43,25 +42,15 @@ OUTPUT_KINDS = (("restored", "_restored"), ("matte", "_matte"), ("foreground", "
 
 def thumbnail_bytes(path: Path, long_side: int = 320, quality: int = 85) -> tuple[bytes, int, int]:
     """(JPEG bytes, width, height) of an image this pipeline wrote (8- or 16-bit PNG, JPEG, TIFF),
-    shrunk to `long_side` (never enlarged). Raises OSError when the file cannot be read."""
-    array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
-    if array is None or array.size == 0:
-        raise OSError(f"cannot read image {path}")
-    if array.ndim == 3 and array.shape[2] == 4:
-        array = array[..., :3]  # working images have no alpha; ignore one if present
-    h, w = array.shape[:2]
+    shrunk to `long_side` (never enlarged). Raises OSError or ValueError when it cannot be read."""
+    # decoded at twice the long side at most (read_scan shrinks before its float conversion)
+    pixels = read_scan(Path(path), max_pixels=10**10, max_side=2 * long_side).pixels
+    h, w = pixels.shape[:2]
     scale = min(1.0, long_side / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    if scale < 1.0:
-        array = cv2.resize(array, size, interpolation=cv2.INTER_AREA)
-    if array.dtype == np.uint16:
-        array = (array.astype(np.uint32) * 255 + 32767) // 65535
-    elif array.dtype != np.uint8:
-        array = np.clip(array, 0, 255)
-    ok, data = cv2.imencode(".jpg", array.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise OSError(f"cannot encode a thumbnail of {path}")
-    return data.tobytes(), size[0], size[1]
+    if size != (w, h):
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return encode_image(pixels, ".jpg", 8, jpeg_quality=quality), size[0], size[1]
 
 
 def write_thumbnails(pairs: Mapping[str, tuple[Path, Path]], out_dir: Path, long_side: int = 320,
@@ -78,7 +67,7 @@ def write_thumbnails(pairs: Mapping[str, tuple[Path, Path]], out_dir: Path, long
             try:
                 thumbs = {side: thumbnail_bytes(Path(src), long_side, quality)[0]
                           for side, src in (("before", before), ("after", after))}
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # missing, or ImageRejected: not a readable image
                 log.warning("%s: no thumbnails (%s)", photo, exc)
                 continue
             for side, data in thumbs.items():

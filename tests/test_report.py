@@ -95,8 +95,10 @@ def test_thumbnails_have_the_long_side_asked_for_and_skip_failed_photos(tmp_path
 def test_thumbnail_bytes_refuses_what_it_cannot_read(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"nothing")
-    with pytest.raises(OSError):
+    with pytest.raises(ValueError):  # ImageRejected
         thumbnail_bytes(bad)
+    with pytest.raises(OSError):
+        thumbnail_bytes(tmp_path / "missing.png")
 
 
 def test_reason_kind_groups_reasons_without_their_numbers():
