@@ -34,7 +34,19 @@ log = logging.getLogger(__name__)
 
 ROWS_PER_CHUNK = 50  # rows per report-data file: one default page
 PAGE_SIZE = 50  # rows the page shows at once
-STATUS_CODES = {"processed": "p", "review": "r", "duplicate": "d", "failed": "f"}
+STATUS_CODES = {"processed": "p", "review": "r", "duplicate": "d", "failed": "f"}  # one letter a row in the index
+ATTENTION_FIRST = ("review", "failed")  # sorting by status puts these first
+
+
+def status_codes(statuses: Iterable[str]) -> dict[str, str]:
+    """A letter for each status: the known ones' letters, then the next free letter for any other
+    (a status added later, e.g. a reviewer's decision), so the index never confuses two statuses."""
+    codes = dict(STATUS_CODES)
+    free = (c for c in "abceghijklmnoqstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in codes.values())
+    for status in statuses:
+        if status not in codes:
+            codes[status] = next(free)
+    return codes
 OUTPUT_KINDS = (("restored", "_restored"), ("matte", "_matte"), ("foreground", "_fg"), ("damage mask", "_damage"))
 
 
@@ -155,7 +167,8 @@ def _size(path: Path) -> int:
 
 
 def build_rows(rows: list[dict[str, str]], results: Path, out_dir: Path,
-               thumbs: Mapping[str, tuple[Path, Path]]) -> tuple[list[list], dict]:
+               thumbs: Mapping[str, tuple[Path, Path]], letters: Mapping[str, str] = STATUS_CODES,
+               ) -> tuple[list[list], dict]:
     """(row records for the data files, column index for report.html), in manifest order.
 
     Paths in the manifest are relative to the work dir (results' parent), or absolute.
@@ -191,7 +204,7 @@ def build_rows(rows: list[dict[str, str]], results: Path, out_dir: Path,
         if row["log"]:
             details.append(f"log: {row['log']}")
         records.append([row["source"], row["status"], reasons, thumb, links, "; ".join(details)])
-        index["s"] += STATUS_CODES.get(row["status"], "f")
+        index["s"] += letters[row["status"]]
         index["r"].append(".".join(map(str, codes)))
         index["z"].append(total)
         try:
@@ -228,22 +241,26 @@ def write_report(manifest: Path, results: Path, out: Path, thumb_dirs: Iterable[
     out = Path(out)
     data_dir = Path(data_dir) if data_dir is not None else out.parent / "report-data"
     rows = read_manifest(manifest)
-    records, index = build_rows(rows, Path(results), out.parent, thumbnail_index(thumb_dirs))
+    statuses = list(dict.fromkeys([*STATUS_MEANING, *(r["status"] for r in rows)]))
+    codes = status_codes(statuses)
+    records, index = build_rows(rows, Path(results), out.parent, thumbnail_index(thumb_dirs), codes)
     counts = Counter(r["status"] for r in rows)
     reason_counts: Counter[tuple[str, int]] = Counter()
-    for status, codes in zip(index["s"], index["r"], strict=True):
-        for code in filter(None, codes.split(".")):
+    for status, kinds in zip(index["s"], index["r"], strict=True):
+        for code in filter(None, kinds.split(".")):
             reason_counts[(status, int(code))] += 1
-    status_names = {code: name for name, code in STATUS_CODES.items()}
+    status_names = {code: name for name, code in codes.items()}
     by_reason = sorted(((status_names[s], index["kinds"][k], n) for (s, k), n in reason_counts.items()),
-                       key=lambda t: (list(STATUS_CODES).index(t[0]), -t[2], t[1]))
+                       key=lambda t: (statuses.index(t[0]), -t[2], t[1]))
+    ranked = [*ATTENTION_FIRST, *(s for s in statuses if s not in ATTENTION_FIRST)]
     chunks = [records[k:k + rows_per_chunk] for k in range(0, len(records), rows_per_chunk)]
     with atomic_directory(data_dir) as tmp:
         for number, chunk in enumerate(chunks):
             (tmp / f"rows-{number:04d}.js").write_bytes(_chunk_js(number, chunk))
     page = _environment().get_template("report.html.j2").render(
-        total=len(rows), counts=[(s, counts.get(s, 0), m) for s, m in STATUS_MEANING.items()],
-        by_reason=by_reason, kinds=index["kinds"], index=index, status_codes=STATUS_CODES,
+        total=len(rows), counts=[(s, counts.get(s, 0), STATUS_MEANING.get(s, "")) for s in statuses],
+        by_reason=by_reason, kinds=index["kinds"], index=index, status_codes=codes,
+        status_order={codes[s]: rank for rank, s in enumerate(ranked)},
         data_href=_rel(data_dir, out.parent), manifest_href=_rel(Path(manifest), out.parent),
         rows_per_chunk=rows_per_chunk, page_size=page_size,
     )

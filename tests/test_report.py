@@ -164,6 +164,23 @@ def test_report_html_stays_under_50_kb_for_1000_photos(tmp_path):
     assert max(p.stat().st_size for p in (results / "report-data").glob("rows-*.js")) <= 50 * 1024
 
 
+def test_a_status_the_report_does_not_know_gets_its_own_letter(tmp_path):
+    results, manifest, _batches = make_report_tree(tmp_path, 30)
+    rows = _manifest(manifest)
+    rows[3]["status"] = "rejected"  # e.g. a reviewer's decision
+    with open(manifest, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    write_report(manifest, results, results / "report.html")
+    page = (results / "report.html").read_text(encoding="utf-8")
+    index = json.loads(re.search(r"var I = (\{.*?\});\n", page).group(1))
+    letter = index["s"][3]
+    assert letter not in STATUS_CODES.values() and index["s"].count(letter) == 1
+    assert f'<option value="{letter}">rejected (1)</option>' in page
+    assert '<tr><td class="rejected">rejected</td><td>1</td>' in page
+
+
 def test_sample_for_snakemake_report_takes_review_photos_first(small):
     results, manifest, batches, dirs, _summary = small
     chosen = write_sample(manifest, dirs, results / "report-sample", 5)
