@@ -10,6 +10,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 wildcard_constraints:
     photo=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
     archive=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
@@ -31,6 +34,7 @@ include: "rules/matting.smk"
 include: "rules/restore.smk"
 include: "rules/qa.smk"
 include: "rules/publish.smk"
+include: "rules/report.smk"
 include: "rules/package.smk"
 
 

@@ -33,7 +33,7 @@ checkpoint triage:
     input:
         verdicts=lambda wc: expand("results/qa/{photo}.json", photo=unique_photos()),
     output:
-        table="results/qa/triage.tsv",
+        table=report("results/qa/triage.tsv", caption="../report/triage.rst", category="Results"),
     log:
         "logs/qa/triage.log",
     threads: 1

@@ -78,7 +78,12 @@ def test_published_files_exist_beside_each_other(demo_run):
     assert (results / "processed" / "documents" / "camera_1975_restored.tif").is_file()
     assert (results / "processed" / "box_1962" / "box" / "1962" / "beach_1962_restored.jpg").exists() or (
         results / "review" / "box_1962" / "box" / "1962" / "beach_1962_restored.jpg").exists()
-    assert (results / "report.html").read_text(encoding="utf-8").count("<img") >= 2 * 7
+    # the report's thumbnails are files, one before/after pair per published photo, linked by its row files
+    thumbs = sorted(p.name for p in (results / "thumbs").glob("b*/*.jpg"))
+    assert len(thumbs) == 2 * 7 and sum(name.endswith("_before.jpg") for name in thumbs) == 7
+    rows = (results / "report-data" / "rows-0000.js").read_text(encoding="utf-8")
+    assert all(name in rows for name in thumbs)
+    assert '<html lang="en">' in (results / "report.html").read_text(encoding="utf-8")
 
 
 def test_chunk_and_batch_lists_name_every_record_and_published_file(demo_run):
