@@ -10,6 +10,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 wildcard_constraints:
     photo=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
     archive=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
@@ -31,12 +34,16 @@ include: "rules/matting.smk"
 include: "rules/restore.smk"
 include: "rules/qa.smk"
 include: "rules/publish.smk"
+include: "rules/report.smk"
 include: "rules/package.smk"
 
 
+# The ingest chunk lists tie a chunk's ingest jobs into one cluster job; nothing reads them, so
+# they are targets, not inputs (a new chunk size then re-runs nothing).
 rule all:
     input:
         "results/manifest.csv",
+        expand("results/ingest/chunks/{chunk}.txt", chunk=sorted(INGEST_CHUNKS)),
         "results/report.html",
         published_files,  # targets too: a deleted published file is made again
     default_target: True
@@ -46,6 +53,7 @@ rule all:
 rule ingest_only:
     input:
         "results/dedup/dedup.tsv",
+        expand("results/ingest/chunks/{chunk}.txt", chunk=sorted(INGEST_CHUNKS)),
 
 
 rule enhance_only:

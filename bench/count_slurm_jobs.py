@@ -72,7 +72,8 @@ def dry_run(workdir: Path, input_dir: Path, profile: bool) -> str:
         args += [str(PROFILE / "workflow-config.yaml"), "--profile", str(PROFILE)]
     else:
         args += ["--cores", "2"]
-    args += ["--config", f"input_dir={input_dir}"]
+    # the placeholders carry no provenance: modification times alone say what is done
+    args += ["--rerun-triggers", "mtime", "--config", f"input_dir={input_dir}"]
     out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"dry run failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
@@ -82,8 +83,8 @@ def dry_run(workdir: Path, input_dir: Path, profile: bool) -> str:
 def batch_size(profile: bool) -> int:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     if profile:
-        config["restore"].update(yaml.safe_load((PROFILE / "workflow-config.yaml").read_text())["restore"])
-    return config["restore"]["batch_size"]
+        config["scheduling"].update(yaml.safe_load((PROFILE / "workflow-config.yaml").read_text())["scheduling"])
+    return config["scheduling"]["restore_batch_size"]
 
 
 def write(path: Path, text: str, mtime: float) -> None:
@@ -122,7 +123,7 @@ def place_dedup(results: Path, ids: list[str], profile: bool, stamp: float) -> l
     """Placeholder ingest records, chunk lists and dedup table: every photo unique."""
     for pid in ids:
         write(results / "ingest" / f"{pid}.json", json.dumps({"width": 1000, "height": 1000}), stamp + 1)
-    chunk = yaml.safe_load((REPO / "config.yaml").read_text())["ingest"]["chunk_size"]
+    chunk = yaml.safe_load((REPO / "config.yaml").read_text())["scheduling"]["ingest_chunk_size"]
     for k in range(-(-len(ids) // chunk)):
         write(results / "ingest" / "chunks" / f"c{k:04d}.txt", "", stamp + 2)
     batches = assign_batches(ids, {}, batch_size(profile))

@@ -1,4 +1,5 @@
-"""The manifest that accounts for every input file, the list of failures, and the HTML report.
+"""The manifest that accounts for every input file, and the list of failures (the HTML report is
+photoarchive.report).
 
 It reads what the stages left under results/, so it also works after a partial run: a photo whose
 chain did not finish is listed as failed, naming the stage and its log file.
@@ -6,9 +7,7 @@ chain did not finish is listed as failed, naming the stage and its log file.
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 import json
 import logging
@@ -16,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from photoarchive.decisions import decision_text, effective_status
-from photoarchive.imageio import read_scan, thumbnail_jpeg, write_atomic
+from photoarchive.imageio import write_atomic
 from photoarchive.ingest import Source
 
 log = logging.getLogger(__name__)
@@ -250,46 +249,3 @@ def write_manifest(results: Path, sources: list[Source], published: dict[str, tu
 def read_manifest(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-def _thumbnail_tag(path: Path, thumb_px: int) -> str:
-    """An inline <img> of any image file this pipeline wrote (PNG, JPEG, TIFF), or "" if unreadable."""
-    try:
-        scan = read_scan(path, max_pixels=10**10, max_side=2 * thumb_px)
-    except (OSError, ValueError):
-        return ""
-    data = base64.b64encode(thumbnail_jpeg(scan.pixels, thumb_px)).decode()
-    return f'<img src="data:image/jpeg;base64,{data}" alt="">'
-
-
-def write_report(manifest: Path, results: Path, out: Path, thumb_px: int = 320) -> None:
-    """A self-contained HTML page: counts, and per photo before/after thumbnails with the reasons."""
-    rows = read_manifest(manifest)
-    counts = {s: sum(r["status"] == s for r in rows) for s in STATUS_MEANING}
-    parts = [
-        "<!doctype html><meta charset='utf-8'><title>photoarchive report</title>",
-        "<style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:.4em;"
-        "border-bottom:1px solid #ccc}.failed{color:#a00}.review{color:#a60}"
-        ".processed{color:#070}.duplicate{color:#555}</style>",
-        f"<h1>photoarchive report</h1><p>{len(rows)} input files.</p><ul>",
-    ]
-    parts += [f"<li><b class='{s}'>{counts[s]} {s}</b>: {html.escape(m)}</li>" for s, m in STATUS_MEANING.items()]
-    parts.append("</ul><table><tr><th>source</th><th>status</th><th>before</th><th>after</th><th>why</th></tr>")
-    for r in rows:
-        before = after = ""
-        if r["status"] in ("processed", "review", "rejected"):
-            before = _thumbnail_tag(results / "stamp" / f"{r['photo_id']}.png", thumb_px)
-            after = _thumbnail_tag(Path(r["output"]), thumb_px)
-        details = html.escape(r["reason"])
-        if r["duplicate_of"]:
-            details += f"<br>duplicate of <code>{html.escape(r['duplicate_of'])}</code>"
-        if r["faces"]:
-            details += (f"<br>faces: {html.escape(r['faces'])} ({html.escape(r['face_detector'])}); "
-                        f"preset {html.escape(r['preset'])}; restore: {html.escape(r['restore_backend'])}; "
-                        f"matting: {html.escape(r['matting_backend'])}")
-            if r["identity_distance"]:
-                details += f"; largest identity distance {html.escape(r['identity_distance'])}"
-        parts.append(f"<tr><td><code>{html.escape(r['source'])}</code></td><td class='{r['status']}'>"
-                     f"{r['status']}</td><td>{before}</td><td>{after}</td><td>{details}</td></tr>")
-    parts.append("</table>")
-    write_atomic(out, "\n".join(parts).encode("utf-8"))

@@ -62,9 +62,9 @@ for problem in METADATA_PROBLEMS:
 for name in sorted(set(METADATA_ROWS) - {s.relpath for s in SOURCES.values()}):
     logger.warning(f"metadata.csv names {name!r}, which is not in {INPUT_DIR}; row ignored")
 PUBLISHED = published_names(SOURCES.values())
-# Ingest chunks: the input files in sorted order, ingest.chunk_size at a time. A cluster runs a chunk
+# Ingest chunks: the input files in sorted order, scheduling.ingest_chunk_size at a time. A cluster runs a chunk
 # as one job (rule ingest_chunk ties its records together); a local run does not see them.
-_SIZE = config["ingest"]["chunk_size"]
+_SIZE = config["scheduling"]["ingest_chunk_size"]
 INGEST_CHUNKS = {f"c{k // _SIZE:04d}": sorted(SOURCES)[k:k + _SIZE] for k in range(0, len(SOURCES), _SIZE)}
 PHOTO_OF_RELNAME = {relname: pid for pid, (relname, _ext) in PUBLISHED.items()}
 # Review decisions (python -m photoarchive.review): accept/reject move a photo, retune overrides its controls.

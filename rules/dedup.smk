@@ -5,14 +5,12 @@
 checkpoint dedup:
     input:
         records=expand("results/ingest/{photo}.json", photo=sorted(SOURCES)),
-        chunks=expand("results/ingest/chunks/{chunk}.txt", chunk=sorted(INGEST_CHUNKS)),
     output:
         table="results/dedup/dedup.tsv",
     log:
         "logs/dedup/dedup.log",
     params:
         max_distance=config["dedup"]["max_distance"],
-        batch_size=config["restore"]["batch_size"],
         batch_state="results/dedup/batches.json",
     threads: 1
     resources:

@@ -73,7 +73,7 @@ rule manifest:
         batches=lambda wc: expand("results/publish/{batch}.txt", batch=restore_batches()),
         decisions=decisions_input,
     output:
-        manifest="results/manifest.csv",
+        manifest=report("results/manifest.csv", caption="../report/manifest.rst", category="Results"),
         failed="results/failed.txt",
     log:
         "logs/manifest.log",
@@ -88,20 +88,3 @@ rule manifest:
     script:
         "../scripts/manifest.py"
 
-
-rule report:
-    input:
-        manifest="results/manifest.csv",
-    output:
-        report="results/report.html",
-    log:
-        "logs/report.log",
-    params:
-        thumb_px=config["publish"]["report_thumb_px"],
-    threads: 1
-    resources:
-        mem_mb=1000,
-    conda:
-        "../envs/imaging.yaml"
-    script:
-        "../scripts/report.py"

@@ -35,7 +35,7 @@ checkpoint triage:
         verdicts=lambda wc: expand("results/qa/{photo}.json", photo=unique_photos()),
         decisions=decisions_input,
     output:
-        table="results/qa/triage.tsv",
+        table=report("results/qa/triage.tsv", caption="../report/triage.rst", category="Results"),
     log:
         "logs/qa/triage.log",
     threads: 1

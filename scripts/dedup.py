@@ -17,8 +17,9 @@ rows = dedup_table(records, snakemake.params.max_distance)
 
 state = Path(snakemake.params.batch_state)  # not an output: it must survive re-runs of this job
 previous = json.loads(state.read_text()) if state.exists() else {}
-batches = assign_batches([r.photo_id for r in rows if r.status == "unique"], previous,
-                         snakemake.params.batch_size)
+# Scheduling, not a param: a new batch size groups new photos only, and re-runs nothing.
+batch_size = snakemake.config["scheduling"]["restore_batch_size"]
+batches = assign_batches([r.photo_id for r in rows if r.status == "unique"], previous, batch_size)
 for row in rows:
     row.batch = batches.get(row.photo_id, "")
     log.info("%s: %s %s", row.photo_id, row.status, row.reason)

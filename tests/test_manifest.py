@@ -11,8 +11,9 @@ import pytest
 from photoarchive.dedup import DedupRow
 from photoarchive.imageio import write_image
 from photoarchive.ingest import IngestRecord, Source, photo_id
-from photoarchive.manifest import manifest_rows, read_manifest, write_manifest, write_report
+from photoarchive.manifest import manifest_rows, read_manifest, write_manifest
 from photoarchive.publish import published_names
+from photoarchive.report import write_report
 
 SOURCES = {name: Source(photo_id(name), name) for name in (
     "a_broken.jpg", "b_original.jpg", "c_copy.jpg", "d_stuck.png", "e_done.tif", "f_review.jpg", "g_new.jpg",
@@ -154,11 +155,16 @@ def test_write_manifest_and_report(tree):
     assert sorted(line.split("\t")[0] for line in failed[1:]) == sorted(r.source for r in rows if r.status == "failed")
 
     report = results / "report.html"
-    write_report(results / "manifest.csv", results, report, thumb_px=16)
+    write_report(results / "manifest.csv", results, report)
     page = report.read_text(encoding="utf-8")
-    assert "<script>x</script>" not in page and "&lt;script&gt;" in page  # names are escaped
-    assert "<b>noisy</b>" not in page
-    assert page.count("data:image/jpeg;base64,") == 2 * sum(r.status in ("processed", "review") for r in rows)
+    chunks = [p.read_text(encoding="utf-8") for p in sorted((results / "report-data").glob("rows-*.js"))]
+    records = [r for chunk in chunks for r in json.loads(chunk[chunk.index(",") + 1:chunk.rindex(")")])]
+    assert [(r[0], r[1]) for r in records] == [(r.source, r.status) for r in rows]  # every row, in order
+    data = "".join(chunks)
+    for text in (page, data):  # names and reasons never reach the page as markup
+        assert "<script>x</script>" not in text and "<b>noisy</b>" not in text
+        assert "base64" not in text  # thumbnails are files (tests/test_report.py)
+    assert "&lt;b&gt;noisy&lt;/b&gt;" in page  # the reason, escaped, in the counts per reason
 
 
 def test_manifest_applies_review_decisions(tree):

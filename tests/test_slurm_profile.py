@@ -112,7 +112,7 @@ def test_profile_reads_cluster_sized_workflow_settings():
     assert Path(profile["configfile"]) == PROFILE.parent / "workflow-config.yaml"
     settings = yaml.safe_load(Path(profile["configfile"]).read_text())
     local = yaml.safe_load((REPO / "config.yaml").read_text())
-    assert settings["restore"]["batch_size"] > local["restore"]["batch_size"]
+    assert settings["scheduling"]["restore_batch_size"] > local["scheduling"]["restore_batch_size"]
 
 
 def profile_dry_run(workdir: Path, *configfiles: Path, config: str = f"input_dir={REPO / 'demo'}") -> str:
@@ -138,7 +138,7 @@ def test_profile_dry_run_on_the_demo_submits_each_ingest_chunk_once(tmp_path):
     assert "rule ingest" not in submissions  # no ingest job is submitted alone
 
     small_chunks = tmp_path / "chunks.yaml"
-    small_chunks.write_text("ingest:\n  chunk_size: 4\n")
+    small_chunks.write_text("scheduling:\n  ingest_chunk_size: 4\n")
     text = profile_dry_run(tmp_path / "small", small_chunks)
     assert _count_module().count(text)["group intake"] == 3  # 9 files, 4 to a chunk
 

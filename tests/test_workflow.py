@@ -78,7 +78,12 @@ def test_published_files_exist_beside_each_other(demo_run):
     assert (results / "processed" / "documents" / "camera_1975_restored.tif").is_file()
     assert (results / "processed" / "box_1962" / "box" / "1962" / "beach_1962_restored.jpg").exists() or (
         results / "review" / "box_1962" / "box" / "1962" / "beach_1962_restored.jpg").exists()
-    assert (results / "report.html").read_text(encoding="utf-8").count("<img") >= 2 * 7
+    # the report's thumbnails are files, one before/after pair per published photo, linked by its row files
+    thumbs = sorted(p.name for p in (results / "thumbs").glob("b*/*.jpg"))
+    assert len(thumbs) == 2 * 7 and sum(name.endswith("_before.jpg") for name in thumbs) == 7
+    rows = (results / "report-data" / "rows-0000.js").read_text(encoding="utf-8")
+    assert all(name in rows for name in thumbs)
+    assert '<html lang="en">' in (results / "report.html").read_text(encoding="utf-8")
 
 
 def test_chunk_and_batch_lists_name_every_record_and_published_file(demo_run):
@@ -138,6 +143,17 @@ def test_tags_read_back_from_outputs(demo_run):
 
 def test_second_run_does_nothing(demo_run):
     assert planned_jobs(demo_run["work"], config=demo_run["config"]) == {}
+
+
+def test_scheduling_knobs_rerun_nothing(demo_run, tmp_path):
+    """Batch and chunk sizes only cut the work into jobs: changing them re-runs no photo's job."""
+    other = tmp_path / "scheduling.yaml"
+    other.write_text("scheduling:\n  restore_batch_size: 2\n  ingest_chunk_size: 3\n")
+    # one --configfile option with both files: a second option would replace the first
+    jobs = planned_jobs(demo_run["work"], "--configfile", str(REPO / "config.yaml"), str(other),
+                        config=demo_run["config"])
+    # only the chunk lists for the new chunk size are written: no photo is processed again
+    assert set(jobs) <= {"ingest_chunk", "all"}, jobs
 
 
 def test_deleting_a_published_file_redoes_only_that(demo_run):

@@ -1,0 +1,61 @@
+# The static report: before/after thumbnails (one job per restore batch, never one per photo), then
+# results/report.html with its row files, and a sample of thumbnails for `snakemake --report`.
+
+
+rule thumbnails:
+    input:
+        restored="results/restore/{batch}",
+        scans=lambda wc: expand("results/stamp/{photo}.png", photo=batch_members(wc)),
+    output:
+        # <photo>_before.jpg (stamped scan) and <photo>_after.jpg (restored image): the review app
+        # reads these names too
+        directory("results/thumbs/{batch}"),
+    log:
+        "logs/thumbnails/{batch}.log",
+    benchmark:
+        "benchmarks/thumbnails/{batch}.tsv"
+    params:
+        photos=batch_members,
+        thumb_px=config["report"]["thumb_px"],
+        quality=config["report"]["thumb_quality"],
+    threads: 1
+    resources:
+        # one decoded image at a time, 16-bit RGB at worst, plus its shrunk copy
+        mem_mb=lambda wc, attempt: memory_mb(max(map(photo_pixels, batch_members(wc)), default=0), 8, 500, attempt),
+        runtime=lambda wc, attempt: attempt * (2 + len(batch_members(wc)) // 30),  # about 1 s a photo
+    conda:
+        "../envs/imaging.yaml"
+    script:
+        "../scripts/thumbnails.py"
+
+
+rule report:
+    input:
+        manifest="results/manifest.csv",
+        thumbs=lambda wc: expand("results/thumbs/{batch}", batch=restore_batches()),
+        # linked with their sizes
+        published=published_files,
+        verdicts=lambda wc: expand("results/qa/{photo}.json", photo=unique_photos()),
+    output:
+        report="results/report.html",
+        data=directory("results/report-data"),
+        sample=report(
+            directory("results/report-sample"),
+            patterns=["{photo}_{side}.jpg"],
+            caption="../report/sample.rst",
+            category="Before and after",
+            subcategory="{side}",
+            labels={"photo": "{photo}", "image": "{side}"},
+        ),
+    log:
+        "logs/report.log",
+    params:
+        page_size=config["report"]["page_size"],
+        sample_size=config["report"]["sample_size"],
+    threads: 1
+    resources:
+        mem_mb=1000,  # the manifest's rows (10,000 photos: about 100 MB)
+    conda:
+        "../envs/imaging.yaml"
+    script:
+        "../scripts/report.py"
