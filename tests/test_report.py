@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from report_tree import make_report_tree
 
+from photoarchive.manifest import STATUS_MEANING
 from photoarchive.report import (
     STATUS_CODES,
     reason_kind,
@@ -119,7 +120,8 @@ def test_report_page_links_sizes_counts_and_accessibility(small):
     assert summary == {"rows": 120, "html_bytes": len(page.encode()), "chunks": 3}
     # counts per status, as in the manifest
     counts = re.findall(r'<tr><td class="(\w+)">\1</td><td>(\d+)</td>', page.split('id="reasons"')[0])
-    assert {s: int(n) for s, n in counts} == {s: sum(r["status"] == s for r in rows) for s in STATUS_CODES}
+    # every status the manifest knows (STATUS_MEANING: also "rejected", a reviewer's decision), with its count
+    assert {s: int(n) for s, n in counts} == {s: sum(r["status"] == s for r in rows) for s in STATUS_MEANING}
     # counts per reason: every review row's reasons are counted once
     reason_table = page.split('id="reasons"')[1].split("</table>")[0]
     review_total = sum(int(n) for n in re.findall(r'<td class="review">review</td><td>[^<]*</td><td>(\d+)</td>',
