@@ -230,8 +230,9 @@ def main() -> None:
         print(f"made {scan} ({width}×{height}, {scan.stat().st_size / 2**20:.0f} MB) in "
               f"{time.perf_counter() - started:.0f} s", flush=True)
     rows = []
+    label = f"{width}x{height} {'16-bit TIFF' if args.tiff else 'JPEG'}"
     for stage in args.stages.split(","):
-        row = {"tag": args.tag, "scan": f"{width}x{height} {'16-bit TIFF' if args.tiff else 'JPEG'}", **measure(stage, work, scan)}
+        row = {"tag": args.tag, "scan": label, **measure(stage, work, scan)}
         rows.append(row)
         print(f"{row['stage']:8s} wall {row['wall_s']:7.1f} s  cpu {row['cpu_s']:7.1f} s  "
               f"peak RSS {row['peak_rss_mb']:6d} MB  written {row['output_mb']:7.1f} MB", flush=True)
