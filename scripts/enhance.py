@@ -14,6 +14,7 @@ if snakemake.wildcards.photo in snakemake.config["debug"]["fail_photos"]:  # tes
 master = Path(snakemake.input.image)
 pixels, depth = load_working(master)
 enhanced, record = enhance(pixels, {**snakemake.params.cfg, **catalogue_overrides(snakemake.params.catalogue)})
+del pixels  # the master's float copy is not needed for writing (12 bytes a pixel)
 for reason in record.get("reasons", []):
     log.info(reason)
 
