@@ -624,6 +624,41 @@ def _dilated_matte(matte: np.ndarray, roi: tuple[int, int, int, int], radius: fl
     px1, py1 = min(x1 + 2 * r, width), min(y1 + 2 * r, height)
     patch = matte[py0:py1, px0:px1]
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    patch = cv2.dilate(patch, kernel)
+    patch = _dilate_rows(patch, kernel)
     patch = cv2.GaussianBlur(patch, (0, 0), sigmaX=r / 2.0)  # an all-zero matte stays exactly 0
     return patch[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0].astype(np.float32)
+
+
+def _dilate_rows(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``cv2.dilate(image, kernel)`` (2-D, default border) for a kernel whose rows are centred runs (an ellipse).
+
+    Each kernel row is a run of half-width w; the running maximum over ±w is grown one step at a time
+    (two maxima an image per step) and taken, shifted by the row's offset, into the result: about
+    3·r image passes instead of OpenCV's one pass per kernel pixel (π·r², 20,000 at r = 80: half a
+    minute for a large face of a 100 MP scan). Maxima are exact, so the result is OpenCV's bit for bit.
+    """
+    k = kernel.shape[0]
+    r = k // 2
+    widths = []
+    for row in kernel.astype(bool):
+        on = np.flatnonzero(row)
+        centred_run = on.size and on[0] + on[-1] == k - 1 and on.size == on[-1] - on[0] + 1
+        if k != kernel.shape[1] or k % 2 == 0 or not centred_run:
+            return cv2.dilate(image, kernel)  # not a kernel of centred runs: OpenCV's general filter
+        widths.append(int(r - on[0]))
+    h, w = image.shape
+    low = np.float32(-np.inf) if np.issubdtype(image.dtype, np.floating) else np.iinfo(image.dtype).min
+    grown = np.full((h + 2 * r, w), low, image.dtype)  # rows padded by r: shifted reads stay inside
+    grown[r:r + h] = image
+    spare = np.empty_like(grown)
+    out = np.full((h, w), low, image.dtype)
+    for width in range(max(widths) + 1):
+        if width:  # grown ← max(grown shifted left, itself, shifted right), through the spare buffer
+            spare[:, 0] = grown[:, 0]
+            np.maximum(grown[:, 1:], grown[:, :-1], out=spare[:, 1:])
+            np.maximum(spare[:, :-1], grown[:, 1:], out=spare[:, :-1])
+            grown, spare = spare, grown
+        for dy, row_width in enumerate(widths):
+            if row_width == width:
+                np.maximum(out, grown[dy:dy + h], out=out)
+    return out

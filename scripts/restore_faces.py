@@ -34,6 +34,7 @@ with exiftool_session() as et, atomic_directory(Path(snakemake.output[0])) as ou
     for n, (photo, image_path, faces_path, matte_path) in enumerate(inputs, start=1):
         pixels, depth = load_working(Path(image_path))
         detection = json.loads(Path(faces_path).read_text())
+        matte = None
         try:
             faces = detection["faces"]
             matte, _ = load_working(Path(matte_path))
@@ -57,6 +58,7 @@ with exiftool_session() as et, atomic_directory(Path(snakemake.output[0])) as ou
                           parameters=record.get("controls", {}),
                           source_type=SOURCE_MODEL_COMPOSITE if model_used else SOURCE_ENHANCED,
                           models=models, faces=face_provenance(detection["faces"], record))
+        del pixels, matte  # only the result is written: the input's and matte's floats go (16 bytes a pixel)
         with atomic_output(out_dir / f"{photo}.png") as tmp:
             tmp.write_bytes(encode_image(restored, ".png", depth))
             stamp_derivative(et, Path(image_path), tmp, prov)
