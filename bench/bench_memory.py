@@ -115,7 +115,7 @@ def run_stage(stage: str, work: Path, scan: Path) -> None:
         from photoarchive.enhance import enhance
 
         pixels, depth = load_working(stamp)
-        out, record = enhance(pixels, config["enhance"])
+        out, record = enhance(pixels, config["enhance"], overwrite=True)
         del pixels
         with exiftool_session() as et, atomic_output(enhanced) as tmp:
             tmp.write_bytes(encode_image(out, ".png", depth))

@@ -343,8 +343,7 @@ def local_contrast(
         lab[rows] = rgb_to_lab(image[rows])
     clipped = lab[..., 0] * np.float32(1.0 / 100.0)
     np.clip(clipped, 0.0, 1.0, out=clipped)
-    equalised = _clahe(clipped, clip_limit, tiles, bins)
-    del clipped
+    equalised = _clahe(clipped, clip_limit, tiles, bins, out=clipped)  # in place: 4 bytes a pixel less
     for start in range(0, image.shape[0], step):
         rows = slice(start, start + step)
         band = lab[rows]
@@ -406,8 +405,11 @@ def _luminance_percentiles(image: np.ndarray, percents: tuple[float, ...]) -> tu
     return tuple(float(v) for v in np.percentile(gray, percents))
 
 
-def _clahe(light: np.ndarray, clip_limit: float, tiles: int, bins: int) -> np.ndarray:
-    """Contrast-limited adaptive equalisation of a 2-D float image in [0, 1] (see `local_contrast`)."""
+def _clahe(light: np.ndarray, clip_limit: float, tiles: int, bins: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Contrast-limited adaptive equalisation of a 2-D float image in [0, 1] (see `local_contrast`).
+
+    `out` may be `light` itself: each chunk is read before its result is written.
+    """
     h, w = light.shape
     ty, tx = min(tiles, h), min(tiles, w)
     step = max(1, _CLAHE_CHUNK_PIXELS // w)
@@ -433,7 +435,7 @@ def _clahe(light: np.ndarray, clip_limit: float, tiles: int, bins: int) -> np.nd
     # Each row/column blends the maps of the two nearest tile centres.
     r0, r1, wr = _tile_neighbours(h, ty)
     c0, c1, wc = _tile_neighbours(w, tx)
-    out = np.empty_like(light)
+    out = np.empty_like(light) if out is None else out
     for rows in chunks:
         value = light[rows] * bins
         k = np.minimum(value.astype(np.int64), bins - 1)
@@ -623,8 +625,11 @@ _OPERATIONS = {
 }
 
 
-def enhance(image: np.ndarray, cfg: dict) -> tuple[np.ndarray, dict]:
+def enhance(image: np.ndarray, cfg: dict, overwrite: bool = False) -> tuple[np.ndarray, dict]:
     """Enhance one scan with config["enhance"] `cfg`; return the image and a JSON-serialisable record.
+
+    With `overwrite`, a float32 `image` is enhanced in its own memory (the caller no longer needs the
+    input): a 100 MP scan then needs one float image, not two.
 
     Record: requested (cfg preset), preset (the one used), reasons, knobs (0–100), parameters (each
     operation's exact keyword arguments, in the order they ran) and measures_before. It holds no
@@ -656,7 +661,7 @@ def enhance(image: np.ndarray, cfg: dict) -> tuple[np.ndarray, dict]:
     knobs, knob_reasons = choose_params(preset, measures, cfg, adapt=cfg["preset"] == "auto")
     parameters = operation_params(knobs, cfg)
     # One working image: the first operation writes it, the others change it in place, band by band.
-    out = np.empty_like(image)
+    out = image if overwrite else np.empty_like(image)
     keep_chroma = tone == "keep" and measures.get("toned", {}).get("monochrome", False)
     chroma = None
     source = image

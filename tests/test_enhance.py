@@ -412,3 +412,16 @@ def test_band_wise_filters_equal_whole_image_in_place_too(monkeypatch, name, kwa
     getattr(E, name)(in_place, **kwargs, out=in_place)
     np.testing.assert_array_equal(banded, whole)
     np.testing.assert_array_equal(in_place, whole)
+
+
+@pytest.mark.parametrize("tone", ["neutral", "keep"])
+def test_enhance_overwrite_gives_the_same_image_in_the_input_memory(tone):
+    img = damaged(scene(90, 110))
+    cfg = cfg_with(preset="strong", tone=tone)
+    expected, record = E.enhance(img, cfg)
+    np.testing.assert_array_equal(img, damaged(scene(90, 110)))  # the default leaves the input alone
+    work = img.copy()
+    out, record_in_place = E.enhance(work, cfg, overwrite=True)
+    assert np.shares_memory(out, work)
+    assert record_in_place == record
+    np.testing.assert_array_equal(out, expected)
