@@ -206,8 +206,7 @@ def _decode_eight_bit(im: Image.Image, icc: bytes = b"", notes: list[str] | None
 def _decode_sixteen_bit(path: Path, im: Image.Image, max_side: int | None = None,
                         ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
     """Decode 16-bit PNG/TIFF with OpenCV (Pillow has no 16-bit RGB mode); applies EXIF orientation."""
-    data = np.fromfile(path, dtype=np.uint8)
-    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
     if array is None:
         raise ImageRejected("damaged or truncated 16-bit image")
     if array.dtype == np.uint8:
@@ -218,8 +217,17 @@ def _decode_sixteen_bit(path: Path, im: Image.Image, max_side: int | None = None
     small = _shrunk_size(array.shape[1], array.shape[0], max_side)
     if small:
         array = cv2.resize(array, small, interpolation=cv2.INTER_AREA)
-    x = _unit_float(array, 65535.0)
     alpha = None
+    if array.ndim == 3 and array.shape[2] == 3:  # BGR: straight into RGB floats, no reversed copy
+        x = np.empty(array.shape, np.float32)
+        rows = max(1, _BLOCK_VALUES // max(1, array[0].size))
+        for start in range(0, array.shape[0], rows):
+            band = x[start:start + rows]
+            band[...] = array[start:start + rows, :, ::-1]
+            band *= np.float32(1.0 / 65535.0)  # as `_unit_float`
+        del array
+    else:
+        x = _unit_float(array, 65535.0)
     if x.ndim == 2:
         rgb = np.repeat(x[..., None], 3, axis=2)
     elif x.shape[2] == 2:
@@ -227,7 +235,7 @@ def _decode_sixteen_bit(path: Path, im: Image.Image, max_side: int | None = None
     elif x.shape[2] == 4:
         rgb, alpha = x[..., 2::-1], x[..., 3]
     else:
-        rgb = x[..., ::-1]
+        rgb = x  # already RGB
     rgb = np.ascontiguousarray(rgb)
     if alpha is not None:
         rgb = _over_white(rgb, alpha)
