@@ -64,8 +64,9 @@ _TONED_RATIO = 1.2
 # Rows per chunk in `local_contrast`, to bound memory on large scans.
 _CLAHE_CHUNK_PIXELS = 1 << 20
 # Pixels per band of the band-wise operations: a 100 MP scan is processed a band of rows at a time, so
-# the Lab copies and filter buffers of an operation are a few tens of MB, not several GB.
-_BAND_PIXELS = 1 << 20
+# the Lab copies and filter buffers of an operation are about 200 MB, not several GB (bands of 4 M
+# pixels: the context rows the filters re-read add about 5 % on a 12000-pixel-wide scan).
+_BAND_PIXELS = 1 << 22
 
 
 def _band_rows(width: int) -> int:
