@@ -148,7 +148,9 @@ def run_stage(stage: str, work: Path, scan: Path) -> None:
         embedder = FaceEmbedder() if cfg["identity"]["guard"] else None
         pixels, depth = load_working(enhanced)
         faces = json.loads((work / "faces.json").read_text())["faces"]
-        matte, _ = load_working(work / "matte.png")
+        from photoarchive.imageio import load_matte
+
+        matte = load_matte(work / "matte.png")
         restored, record = restore_faces(pixels, faces, selector, matte=matte, cfg=cfg, overrides={},
                                          embedder=embedder if faces else None)
         del pixels, matte

@@ -464,6 +464,15 @@ def load_working(path: Path) -> tuple[np.ndarray, int]:
     return out, depth
 
 
+def load_matte(path: Path) -> np.ndarray:
+    """A working matte PNG as its integers (H×W uint8 or uint16), for code that converts only the part it
+    uses (`photoarchive.faces.paste_faces`): 1–2 bytes a pixel instead of `load_working`'s 4."""
+    array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    if array is None:
+        raise OSError(f"cannot read working image {path}")
+    return array if array.ndim == 2 else array[..., 2 if array.shape[2] >= 3 else 0].copy()  # R, as load_working
+
+
 def thumbnail_jpeg(pixels: np.ndarray, long_side: int = 320) -> bytes:
     """A small JPEG of float RGB pixels, for reports."""
     h, w = pixels.shape[:2]

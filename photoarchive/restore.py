@@ -595,8 +595,10 @@ def _reinject_grain_into(out: np.ndarray, original: np.ndarray, amount: float, s
     x0, x1 = max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, width)
     region = out[y0:y1, x0:x1]  # a view: edits land in `out`
     diff = region - original[y0:y1, x0:x1].astype(np.float32)  # what restoring changed
-    fine = diff - cv2.GaussianBlur(diff, (0, 0), sigmaX=float(sigma_px))  # …its finest band
-    grained = np.clip(region - float(amount) * fine, 0.0, 1.0)
+    diff -= cv2.GaussianBlur(diff, (0, 0), sigmaX=float(sigma_px))  # …its finest band
+    diff *= np.float32(amount)
+    grained = np.subtract(region, diff, out=diff)  # region − amount·fine, in place (same values)
+    np.clip(grained, 0.0, 1.0, out=grained)
     mask = np.any(region != original[y0:y1, x0:x1], axis=2)  # changed pixels (none outside this box)
     region[mask] = grained[mask]
 

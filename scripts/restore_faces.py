@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from photoarchive.identity import FaceEmbedder
-from photoarchive.imageio import atomic_directory, atomic_output, encode_image, load_working, write_atomic
+from photoarchive.imageio import atomic_directory, atomic_output, encode_image, load_matte, load_working, write_atomic
 from photoarchive.joblog import retain_freed_memory, start_job
 from photoarchive.metadata import (
     SOURCE_ENHANCED,
@@ -37,7 +37,7 @@ with exiftool_session() as et, atomic_directory(Path(snakemake.output[0])) as ou
         matte = None
         try:
             faces = detection["faces"]
-            matte, _ = load_working(Path(matte_path))
+            matte = load_matte(Path(matte_path))  # integers: paste_faces converts the face's patch
             overrides = catalogue_overrides(snakemake.params.catalogue.get(photo, {}))
             restored, record = restore_faces(pixels, faces, selector, matte=matte, cfg=cfg, overrides=overrides,
                                              embedder=embedder if faces else None)

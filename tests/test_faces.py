@@ -337,3 +337,21 @@ def test_matte_dilation_by_rows_equals_opencv(radius):
     np.testing.assert_array_equal(_dilate_rows(matte, kernel), cv2.dilate(matte, kernel))
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (5, 5))  # runs of width 5 and 1
     np.testing.assert_array_equal(_dilate_rows(matte, cross), cv2.dilate(matte, cross))
+
+
+def test_integer_matte_pastes_like_its_float_copy(astronaut, astronaut_face, tmp_path):
+    """The restore job keeps the matte as decoded (uint8); only the face's patch becomes float."""
+    from photoarchive.imageio import encode_image, load_matte, load_working
+
+    crop, affine = align_face(astronaut, astronaut_face.landmarks, 512)
+    matte = np.zeros(astronaut.shape[:2], np.float32)
+    cv2.circle(matte, (240, 200), 120, 1.0, -1)
+    matte = cv2.GaussianBlur(matte, (0, 0), 6)
+    path = tmp_path / "matte.png"
+    path.write_bytes(encode_image(matte, ".png", 8))
+    as_float, _ = load_working(path)
+    as_int = load_matte(path)
+    assert as_int.dtype == np.uint8
+    expected = paste_faces(astronaut, [1.0 - crop], [affine], matte=as_float)
+    assert not np.array_equal(expected, astronaut)
+    np.testing.assert_array_equal(paste_faces(astronaut, [1.0 - crop], [affine], matte=as_int), expected)
