@@ -63,6 +63,61 @@ _TONED_MIN_CHROMA = 3.0
 _TONED_RATIO = 1.2
 # Rows per chunk in `local_contrast`, to bound memory on large scans.
 _CLAHE_CHUNK_PIXELS = 1 << 20
+# Pixels per band of the band-wise operations: a 100 MP scan is processed a band of rows at a time, so
+# the Lab copies and filter buffers of an operation are a few tens of MB, not several GB. Measured on a
+# 108 MP scan: 111 CPU-s with bands of 1 M pixels, 138 with 4 M (bigger bands fall out of the caches).
+_BAND_PIXELS = 1 << 20
+
+
+def _band_rows(width: int) -> int:
+    return max(1, _BAND_PIXELS // max(1, width))
+
+
+def _output(image: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    return np.empty_like(image) if out is None else out
+
+
+def _lab_bands(image: np.ndarray, out: np.ndarray, change) -> np.ndarray:
+    """out = clip(Lab → RGB(change(RGB → Lab(image)))), a band of rows at a time; `out` may be `image`.
+
+    `change(lab, rows)` edits the Lab band in place. The result equals the whole-image conversion up
+    to float32 rounding (OpenCV's vectorised pow and transform round the last bit of a few values
+    differently with the array's length: below 1e-6 in RGB, far under a 16-bit level).
+    """
+    step = _band_rows(image.shape[1])
+    for start in range(0, image.shape[0], step):
+        rows = slice(start, min(start + step, image.shape[0]))
+        lab = rgb_to_lab(image[rows])
+        change(lab, rows)
+        rgb = lab_to_rgb(lab)
+        np.clip(rgb, 0.0, 1.0, out=out[rows])
+    return out
+
+
+def _filter_bands(image: np.ndarray, out: np.ndarray, margin: int, filt) -> np.ndarray:
+    """out = filt(image) for a neighbourhood filter reaching `margin` rows, a band of rows at a time.
+
+    Each band is filtered with `margin` rows of context either side (the image border stays a border),
+    so the result equals filtering the whole image at once. `out` may be `image`: the rows a later band
+    still needs as context are kept aside before they are overwritten. `filt(padded, top)` returns the
+    filtered band without its context: rows top .. top + band of `padded`.
+    """
+    h = image.shape[0]
+    step = max(_band_rows(image.shape[1]), 4 * margin)
+    in_place = np.shares_memory(image, out)
+    saved = None  # original rows [start - margin, start) when working in place
+    for start in range(0, h, step):
+        stop = min(start + step, h)
+        lo, hi = max(0, start - margin), min(h, stop + margin)
+        if in_place and saved is not None:
+            padded = np.concatenate([saved, image[start:hi]])
+        else:
+            padded = np.ascontiguousarray(image[lo:hi])
+        result = filt(padded, start - lo)
+        if in_place:  # every band but the last has at least `margin` rows (step >= 4 margin)
+            saved = image[max(0, stop - margin):stop].copy()
+        out[start:stop] = result[: stop - start]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -77,6 +132,7 @@ def remove_cast(
     max_shift: float = 20.0,
     white_percent: float = 2.0,
     tone: str = "neutral",
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Remove a colour cast (e.g. yellowing) by shifting Lab a*/b* of every pixel towards neutral.
 
@@ -88,28 +144,32 @@ def remove_cast(
     but on a monochrome print (see `print_tone`) removes only the paper's cast, from the light tones
     (see `_remove_paper_cast`), so a sepia, selenium or cyanotype toning in the mid-tones stays (an
     aged sepia print's paper is often as yellow as its image: the two cannot be told apart by colour).
+    `out`: where to write the result (may be `image` itself); a new array by default.
     """
     image = check_image(image)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"cast strength must be in [0, 1], got {strength}")
     if tone not in TONES:
         raise ValueError(f"tone must be one of {TONES}, got {tone!r}")
+    out = _output(image, out)
     if strength == 0.0:
-        return image.copy()
+        out[...] = image
+        return out
     if tone == "keep":
         toned = print_tone(image, white_percent)
         if toned["monochrome"]:
-            return _remove_paper_cast(image, strength, toned, max_shift)
+            return _remove_paper_cast(image, strength, toned, max_shift, out)
     a, b = lab_cast(image, method, white_percent)
     shift_a, shift_b = -strength * a, -strength * b
     norm = math.hypot(shift_a, shift_b)
     if norm > max_shift:
         shift_a, shift_b = shift_a * max_shift / norm, shift_b * max_shift / norm
-    lab = rgb_to_lab(image)
-    lab[..., 1] += np.float32(shift_a)
-    lab[..., 2] += np.float32(shift_b)
-    out = lab_to_rgb(lab)
-    return np.clip(out, 0.0, 1.0, out=out)
+
+    def shift(lab: np.ndarray, rows: slice) -> None:
+        lab[..., 1] += np.float32(shift_a)
+        lab[..., 2] += np.float32(shift_b)
+
+    return _lab_bands(image, out, shift)
 
 
 def print_tone(image: np.ndarray, white_percent: float = 2.0) -> dict:
@@ -147,7 +207,8 @@ def print_tone(image: np.ndarray, white_percent: float = 2.0) -> dict:
             "paper_l": round(float(paper[0]), 3), "mid_a": round(float(mid[0]), 3), "mid_b": round(float(mid[1]), 3)}
 
 
-def _remove_paper_cast(image: np.ndarray, strength: float, toned: dict, max_shift: float) -> np.ndarray:
+def _remove_paper_cast(image: np.ndarray, strength: float, toned: dict, max_shift: float,
+                       out: np.ndarray | None = None) -> np.ndarray:
     """Shift a*b* by −strength × paper cast × w(L*) (limited to `max_shift`), keeping the toning.
 
     w rises smoothly from 0 at the mid-tones (L* 50) to 1 at the paper's L*: the paper and highlights
@@ -157,15 +218,16 @@ def _remove_paper_cast(image: np.ndarray, strength: float, toned: dict, max_shif
     norm = math.hypot(shift_a, shift_b)
     if norm > max_shift:
         shift_a, shift_b = shift_a * max_shift / norm, shift_b * max_shift / norm
-    lab = rgb_to_lab(image)
     start = np.float32(_TONE_KEPT_BELOW)
     span = np.float32(max(toned["paper_l"] - _TONE_KEPT_BELOW, 1.0))
-    weight = np.clip((lab[..., 0] - start) / span, 0.0, 1.0)
-    weight = weight * weight * (3.0 - 2.0 * weight)
-    lab[..., 1] += np.float32(shift_a) * weight
-    lab[..., 2] += np.float32(shift_b) * weight
-    out = lab_to_rgb(lab)
-    return np.clip(out, 0.0, 1.0, out=out)
+
+    def shift(lab: np.ndarray, rows: slice) -> None:
+        weight = np.clip((lab[..., 0] - start) / span, 0.0, 1.0)
+        weight = weight * weight * (3.0 - 2.0 * weight)
+        lab[..., 1] += np.float32(shift_a) * weight
+        lab[..., 2] += np.float32(shift_b) * weight
+
+    return _lab_bands(image, _output(image, out), shift)
 
 
 def denoise(
@@ -174,6 +236,7 @@ def denoise(
     h_colour: float | None = None,
     template_window: int = 7,
     search_window: int = 7,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Non-local means denoising of Lab L* (strength `h`) and a*b* (`h_colour`), OpenCV's filter.
 
@@ -184,6 +247,10 @@ def denoise(
     16-bit source keeps its fine levels (and no 8-bit Lab round trip shifts colours). Cost grows with
     search_window²: 7 is about 5× faster than OpenCV's default 21 and, on grain of σ 0.01–0.03, as
     close or closer to the clean image at the best h (fewer, nearer patches blur less).
+
+    Band by band: each band of rows is filtered with the rows its patches and search windows reach
+    around it, which gives the whole-image filter's values (Lab conversions: see `_lab_bands`).
+    `out`: where to write the result (may be `image` itself); a new array by default.
     """
     image = check_image(image)
     h_colour = h if h_colour is None else h_colour
@@ -191,28 +258,36 @@ def denoise(
         raise ValueError(f"denoise strengths must be >= 0, got h={h}, h_colour={h_colour}")
     if template_window % 2 == 0 or search_window % 2 == 0:
         raise ValueError(f"NL-means windows must be odd, got {template_window} and {search_window}")
+    out = _output(image, out)
     if h == 0 and h_colour == 0:
-        return image.copy()
-    lab = rgb_to_lab(image)
+        out[...] = image
+        return out
     # OpenCV's 8-bit Lab scaling: L* 0–100 → 0–255, a*/b* offset by 128.
     scale = np.float32([255.0 / 100.0, 1.0, 1.0])
     offset = np.float32([0.0, 128.0, 128.0])
-    copy8 = np.clip(np.rint(lab * scale + offset), 0, 255).astype(np.uint8)
-    for channels, strength in ((slice(0, 1), h), (slice(1, 3), h_colour)):
-        if strength == 0:
-            continue
-        plane = np.ascontiguousarray(copy8[..., channels])
-        filtered = cv2.fastNlMeansDenoising(
-            plane, h=float(strength), templateWindowSize=template_window, searchWindowSize=search_window
-        ).reshape(plane.shape)
-        change = filtered.astype(np.float32) - plane.astype(np.float32)
-        lab[..., channels] += change / scale[channels]
-    out = lab_to_rgb(lab)
-    return np.clip(out, 0.0, 1.0, out=out)
+
+    def filt(padded: np.ndarray, top: int) -> np.ndarray:
+        lab = rgb_to_lab(padded)
+        copy8 = np.clip(np.rint(lab * scale + offset), 0, 255).astype(np.uint8)
+        for channels, strength in ((slice(0, 1), h), (slice(1, 3), h_colour)):
+            if strength == 0:
+                continue
+            plane = np.ascontiguousarray(copy8[..., channels])
+            filtered = cv2.fastNlMeansDenoising(
+                plane, h=float(strength), templateWindowSize=template_window, searchWindowSize=search_window
+            ).reshape(plane.shape)
+            change = filtered.astype(np.float32) - plane.astype(np.float32)
+            lab[..., channels] += change / scale[channels]
+        rgb = lab_to_rgb(lab[top:])
+        return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+    # A pixel's filtered value reads patches (template_window) centred within search_window of it.
+    return _filter_bands(image, out, template_window // 2 + search_window // 2 + 2, filt)
 
 
 def stretch_contrast(
-    image: np.ndarray, strength: float, low_percent: float = 0.5, high_percent: float = 99.5
+    image: np.ndarray, strength: float, low_percent: float = 0.5, high_percent: float = 99.5,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Percentile contrast stretch of the luminance, same linear map on R, G, B (keeps hues).
 
@@ -225,16 +300,23 @@ def stretch_contrast(
     if not 0.0 <= low_percent < high_percent <= 100.0:
         raise ValueError(f"need 0 <= low_percent < high_percent <= 100, got {low_percent}, {high_percent}")
     lo, hi = _luminance_percentiles(image, (low_percent, high_percent))
+    out = _output(image, out)
     if hi - lo < 1e-4 or strength == 0.0:
-        return image.copy()
+        out[...] = image
+        return out
     new_lo, new_hi = lo * (1.0 - strength), hi + (1.0 - hi) * strength
     gain = (new_hi - new_lo) / (hi - lo)
-    out = (image - np.float32(lo)) * np.float32(gain) + np.float32(new_lo)
-    return np.clip(out, 0.0, 1.0, out=out)
+    step = _band_rows(image.shape[1])
+    for start in range(0, image.shape[0], step):
+        rows = slice(start, start + step)
+        band = (image[rows] - np.float32(lo)) * np.float32(gain) + np.float32(new_lo)
+        np.clip(band, 0.0, 1.0, out=out[rows])
+    return out
 
 
 def local_contrast(
-    image: np.ndarray, strength: float, clip_limit: float = 2.0, tiles: int = 8, bins: int = 256
+    image: np.ndarray, strength: float, clip_limit: float = 2.0, tiles: int = 8, bins: int = 256,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """CLAHE on the Lab L* channel, blended in by `strength` (in [0, 1]); a* and b* are kept.
 
@@ -242,52 +324,79 @@ def local_contrast(
     `tiles`×`tiles` histograms of `bins` bins, each clipped at `clip_limit` × the mean bin count, turned
     into piecewise-linear maps that are evaluated at the exact pixel value and blended bilinearly
     between tile centres, so the output is not quantised to `bins` levels.
+
+    Memory: the Lab image is built in `out` band by band and turned back into RGB in place; only L*
+    and its equalised copy are held whole. `out` may be `image` itself; a new array by default.
     """
     image = check_image(image)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"CLAHE strength must be in [0, 1], got {strength}")
     if clip_limit < 1.0 or tiles < 1 or bins < 2:
         raise ValueError(f"need clip_limit >= 1, tiles >= 1, bins >= 2; got {clip_limit}, {tiles}, {bins}")
+    out = _output(image, out)
     if strength == 0.0:
-        return image.copy()
-    lab = rgb_to_lab(image)
-    light = lab[..., 0] * np.float32(1.0 / 100.0)
-    equalised = _clahe(np.clip(light, 0.0, 1.0), clip_limit, tiles, bins)
-    lab[..., 0] = (light + np.float32(strength) * (equalised - light)) * np.float32(100.0)
-    out = lab_to_rgb(lab)
-    return np.clip(out, 0.0, 1.0, out=out)
+        out[...] = image
+        return out
+    lab = out  # Lab in the output's memory, band by band
+    step = _band_rows(image.shape[1])
+    for start in range(0, image.shape[0], step):
+        rows = slice(start, start + step)
+        lab[rows] = rgb_to_lab(image[rows])
+    clipped = lab[..., 0] * np.float32(1.0 / 100.0)
+    np.clip(clipped, 0.0, 1.0, out=clipped)
+    equalised = _clahe(clipped, clip_limit, tiles, bins, out=clipped)  # in place: 4 bytes a pixel less
+    for start in range(0, image.shape[0], step):
+        rows = slice(start, start + step)
+        band = lab[rows]
+        light = band[..., 0] * np.float32(1.0 / 100.0)
+        band[..., 0] = (light + np.float32(strength) * (equalised[rows] - light)) * np.float32(100.0)
+        rgb = lab_to_rgb(band)
+        np.clip(rgb, 0.0, 1.0, out=out[rows])
+    return out
 
 
-def adjust_brightness(image: np.ndarray, offset: float) -> np.ndarray:
+def adjust_brightness(image: np.ndarray, offset: float, out: np.ndarray | None = None) -> np.ndarray:
     """Add `offset` (in [-1, 1], fraction of full scale) to every channel, clipped to [0, 1]."""
     image = check_image(image)
     if not -1.0 <= offset <= 1.0:
         raise ValueError(f"brightness offset must be in [-1, 1], got {offset}")
-    out = image + np.float32(offset)
+    out = _output(image, out)
+    np.add(image, np.float32(offset), out=out)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def sharpen(image: np.ndarray, amount: float, sigma: float = 1.0, max_overshoot: float | None = None) -> np.ndarray:
+def sharpen(image: np.ndarray, amount: float, sigma: float = 1.0, max_overshoot: float | None = None,
+            out: np.ndarray | None = None) -> np.ndarray:
     """Unsharp mask on the luminance: add `amount` × (Y − Gaussian(Y, sigma)) to R, G and B.
 
     Sharpening the luminance only avoids coloured halos on edges. With `max_overshoot` each value stays
     within the range of its 3×3 neighbourhood in the input ± `max_overshoot`: edges get steeper, but no
     bright or dark halo (the rim a plain unsharp mask draws around dust and along edges) appears.
+    Band by band, with the rows the blur reaches as context (the same values as the whole image at once).
+    `out`: where to write the result (may be `image` itself); a new array by default.
     """
     image = check_image(image)
     if amount < 0 or sigma <= 0:
         raise ValueError(f"need amount >= 0 and sigma > 0, got {amount}, {sigma}")
+    out = _output(image, out)
     if amount == 0:
-        return image.copy()
-    gray = to_gray(image)
-    detail = gray - cv2.GaussianBlur(gray, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    out = image + (np.float32(amount) * detail)[..., None]
-    if max_overshoot is not None:
-        box = np.ones((3, 3), np.uint8)
-        low = cv2.erode(image, box, borderType=cv2.BORDER_REFLECT) - np.float32(max_overshoot)
-        high = cv2.dilate(image, box, borderType=cv2.BORDER_REFLECT) + np.float32(max_overshoot)
-        out = np.minimum(np.maximum(out, low, out=out), high, out=out)
-    return np.clip(out, 0.0, 1.0, out=out)
+        out[...] = image
+        return out
+
+    def filt(padded: np.ndarray, top: int) -> np.ndarray:
+        gray = to_gray(padded)
+        detail = gray - cv2.GaussianBlur(gray, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        band = padded + (np.float32(amount) * detail)[..., None]
+        if max_overshoot is not None:
+            box = np.ones((3, 3), np.uint8)
+            low = cv2.erode(padded, box, borderType=cv2.BORDER_REFLECT) - np.float32(max_overshoot)
+            high = cv2.dilate(padded, box, borderType=cv2.BORDER_REFLECT) + np.float32(max_overshoot)
+            band = np.minimum(np.maximum(band, low, out=band), high, out=band)
+        band = band[top:]
+        return np.clip(band, 0.0, 1.0, out=band)
+
+    # OpenCV's Gaussian kernel for float images reaches 4 sigma; the 3×3 range one row more.
+    return _filter_bands(image, out, int(math.ceil(4.0 * sigma)) + 3, filt)
 
 
 def _luminance_percentiles(image: np.ndarray, percents: tuple[float, ...]) -> tuple[float, ...]:
@@ -297,8 +406,11 @@ def _luminance_percentiles(image: np.ndarray, percents: tuple[float, ...]) -> tu
     return tuple(float(v) for v in np.percentile(gray, percents))
 
 
-def _clahe(light: np.ndarray, clip_limit: float, tiles: int, bins: int) -> np.ndarray:
-    """Contrast-limited adaptive equalisation of a 2-D float image in [0, 1] (see `local_contrast`)."""
+def _clahe(light: np.ndarray, clip_limit: float, tiles: int, bins: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Contrast-limited adaptive equalisation of a 2-D float image in [0, 1] (see `local_contrast`).
+
+    `out` may be `light` itself: each chunk is read before its result is written.
+    """
     h, w = light.shape
     ty, tx = min(tiles, h), min(tiles, w)
     step = max(1, _CLAHE_CHUNK_PIXELS // w)
@@ -324,7 +436,7 @@ def _clahe(light: np.ndarray, clip_limit: float, tiles: int, bins: int) -> np.nd
     # Each row/column blends the maps of the two nearest tile centres.
     r0, r1, wr = _tile_neighbours(h, ty)
     c0, c1, wc = _tile_neighbours(w, tx)
-    out = np.empty_like(light)
+    out = np.empty_like(light) if out is None else out
     for rows in chunks:
         value = light[rows] * bins
         k = np.minimum(value.astype(np.int64), bins - 1)
@@ -514,8 +626,11 @@ _OPERATIONS = {
 }
 
 
-def enhance(image: np.ndarray, cfg: dict) -> tuple[np.ndarray, dict]:
+def enhance(image: np.ndarray, cfg: dict, overwrite: bool = False) -> tuple[np.ndarray, dict]:
     """Enhance one scan with config["enhance"] `cfg`; return the image and a JSON-serialisable record.
+
+    With `overwrite`, a float32 `image` is enhanced in its own memory (the caller no longer needs the
+    input): a 100 MP scan then needs one float image, not two.
 
     Record: requested (cfg preset), preset (the one used), reasons, knobs (0–100), parameters (each
     operation's exact keyword arguments, in the order they ran) and measures_before. It holds no
@@ -546,20 +661,26 @@ def enhance(image: np.ndarray, cfg: dict) -> tuple[np.ndarray, dict]:
     preset, reasons = choose_preset(measures, cfg)
     knobs, knob_reasons = choose_params(preset, measures, cfg, adapt=cfg["preset"] == "auto")
     parameters = operation_params(knobs, cfg)
-    out = image
+    # One working image: the first operation writes it, the others change it in place, band by band.
+    out = image if overwrite else np.empty_like(image)
     keep_chroma = tone == "keep" and measures.get("toned", {}).get("monochrome", False)
     chroma = None
+    source = image
     for name, operation in _OPERATIONS.items():
-        out = operation(out, **parameters[name])
+        operation(source, **parameters[name], out=out)
+        source = out
         if name == "cast" and keep_chroma:
-            chroma = rgb_to_lab(out)[..., 1:]
+            chroma = np.empty(out.shape[:2] + (2,), np.float32)
+            step = _band_rows(out.shape[1])
+            for start in range(0, out.shape[0], step):
+                chroma[start:start + step] = rgb_to_lab(out[start:start + step])[..., 1:]
     if chroma is not None:
         # The contrast steps scale R, G and B alike, which would saturate a toned print: its tone is
         # the one left after the paper was cleaned, whatever the new lightness.
-        lab = rgb_to_lab(out)
-        lab[..., 1:] = chroma
-        out = lab_to_rgb(lab)
-        np.clip(out, 0.0, 1.0, out=out)
+        def restore(lab: np.ndarray, rows: slice) -> None:
+            lab[..., 1:] = chroma[rows]
+
+        _lab_bands(out, out, restore)
         reasons = reasons + ["monochrome print: its tone is kept (enhance.tone keep)"]
     log.info("enhance: %s (%s) in %.2f s", preset, "; ".join(reasons), time.perf_counter() - started)
     record = {

@@ -196,7 +196,10 @@ def guided_upsample(
     # q = mean_a · I + mean_b at full resolution, one channel at a time to bound memory on big scans.
     q = cv2.resize(mean_b, (W, H), interpolation=cv2.INTER_LINEAR)
     for c in range(3):
-        q += cv2.resize(np.ascontiguousarray(mean_a[:, :, c]), (W, H), interpolation=cv2.INTER_LINEAR) * image[:, :, c]
+        term = cv2.resize(np.ascontiguousarray(mean_a[:, :, c]), (W, H), interpolation=cv2.INTER_LINEAR)
+        term *= image[:, :, c]  # in place: one full-size temporary, not two
+        q += term
+        del term
     return np.clip(q, 0.0, 1.0, out=q)
 
 

@@ -115,8 +115,15 @@ def _readable_source(path: Path) -> Iterator[str]:
         yield str(link)
 
 
-def _run(et: exiftool.ExifToolHelper, args: list[str], target: Path) -> None:
-    out = et.execute("-ec", "-overwrite_original", *args, _path_arg(target))
+def _run(et: exiftool.ExifToolHelper, args: list[str], target: Path, fast: bool = True) -> None:
+    """Write `args` into `target`, a file this job has just encoded.
+
+    With `fast` (exiftool's -fast), exiftool does not re-check the CRC of every PNG chunk of the target
+    in Perl (2 CPU-s for an 8 MB PNG, 30–50 s for a 100 MP one): the target's pixels were encoded
+    by this job a moment ago. Reading, -fast only skips the search for a JPEG trailer (AFCP, preview
+    image) after the image data, so callers pass fast=False when the tags come from a JPEG that has one.
+    """
+    out = et.execute("-ec", "-overwrite_original", *(["-fast"] if fast else []), *args, _path_arg(target))
     if "1 image files updated" not in out:
         raise RuntimeError(f"exiftool did not update {target}: {out.strip()} {et.last_stderr.strip()}")
 
@@ -175,8 +182,24 @@ def stamp_scan(et: exiftool.ExifToolHelper, source_file: Path, target: Path, *, 
         history_arg(Provenance(stage="ingest", parameters={"source": source}), action="converted"),
     ]
     with _readable_source(source_file) as source_arg:
-        _run(et, ["-TagsFromFile", source_arg, *args], target)
+        _run(et, ["-TagsFromFile", source_arg, *args], target, fast=not _has_jpeg_trailer(Path(source_file)))
     return notes
+
+
+def _has_jpeg_trailer(path: Path) -> bool:
+    """Whether `path` is a JPEG with bytes after its end-of-image marker (a trailer exiftool may read tags from).
+
+    Anything else (not a JPEG, unreadable) answers False only when the file is surely no JPEG; a JPEG
+    that does not end with the EOI marker counts as having a trailer, so its tags are read the slow, full way.
+    """
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(2) != b"\xff\xd8":
+                return False
+            fh.seek(-2, os.SEEK_END)
+            return fh.read(2) != b"\xff\xd9"
+    except OSError:
+        return True
 
 
 def stamp_derivative(et: exiftool.ExifToolHelper, parent: Path, target: Path, prov: Provenance,

@@ -578,19 +578,28 @@ def reinject_grain(original: np.ndarray, result: np.ndarray, amount: float, sigm
 def _reinject_grain_into(out: np.ndarray, original: np.ndarray, amount: float, sigma_px: float) -> None:
     if amount <= 0:
         return
-    changed = np.any(out != original, axis=2)
-    if not changed.any():
+    # The rows and columns that changed, found band by band (no full-size comparison arrays on a large scan).
+    height, width = out.shape[:2]
+    changed_rows = np.zeros(height, bool)
+    changed_cols = np.zeros(width, bool)
+    step = max(1, (1 << 20) // max(1, width))
+    for start in range(0, height, step):
+        band = np.any(out[start:start + step] != original[start:start + step], axis=2)
+        changed_rows[start:start + step] = band.any(axis=1)
+        changed_cols |= band.any(axis=0)
+    if not changed_rows.any():
         return
-    height, width = changed.shape
-    rows, cols = np.nonzero(changed.any(axis=1))[0], np.nonzero(changed.any(axis=0))[0]
+    rows, cols = np.nonzero(changed_rows)[0], np.nonzero(changed_cols)[0]
     margin = int(math.ceil(4 * sigma_px)) + 1
     y0, y1 = max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, height)
     x0, x1 = max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, width)
     region = out[y0:y1, x0:x1]  # a view: edits land in `out`
     diff = region - original[y0:y1, x0:x1].astype(np.float32)  # what restoring changed
-    fine = diff - cv2.GaussianBlur(diff, (0, 0), sigmaX=float(sigma_px))  # …its finest band
-    grained = np.clip(region - float(amount) * fine, 0.0, 1.0)
-    mask = changed[y0:y1, x0:x1]
+    diff -= cv2.GaussianBlur(diff, (0, 0), sigmaX=float(sigma_px))  # …its finest band
+    diff *= np.float32(amount)
+    grained = np.subtract(region, diff, out=diff)  # region − amount·fine, in place (same values)
+    np.clip(grained, 0.0, 1.0, out=grained)
+    mask = np.any(region != original[y0:y1, x0:x1], axis=2)  # changed pixels (none outside this box)
     region[mask] = grained[mask]
 
 

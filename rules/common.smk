@@ -99,8 +99,19 @@ def photo_pixels(photo):
 
 
 def photo_mem_mb(bytes_per_pixel, floor_mb):
-    """A resources function: memory for one photo from its pixel count, doubled on each retry."""
+    """A resources function: memory for one photo from its pixel count, doubled on each retry.
+
+    The bytes per pixel of each rule are measured with bench/bench_memory.py (peak RSS of the stage on a
+    108 MP JPEG and a 48 MP 16-bit TIFF, less the interpreter), plus a margin.
+    """
     return lambda wildcards, attempt: memory_mb(photo_pixels(wildcards.photo), bytes_per_pixel, floor_mb, attempt)
+
+
+def published_mem_mb(bytes_per_pixel, floor_mb):
+    """`photo_mem_mb` for the publish rules, whose wildcards name the published file, not the photo."""
+    return lambda wildcards, attempt: memory_mb(
+        photo_pixels(PHOTO_OF_RELNAME[wildcards.relname]), bytes_per_pixel, floor_mb, attempt
+    )
 
 
 def photo_runtime(minutes_per_megapixel, floor_minutes=1):

@@ -16,7 +16,9 @@ rule enhance:
         catalogue=tuned_metadata_row("enhance"),
     threads: 1
     resources:
-        mem_mb=photo_mem_mb(100, 1000),  # float Lab copies and NL-means buffers: ~100 B/pixel
+        # one float image, enhanced band by band in place; 16-bit encode buffers: measured 16 B/pixel (8-bit
+        # 108 MP) and 24 B/pixel (16-bit 48 MP) above the interpreter (bench/bench_memory.py)
+        mem_mb=photo_mem_mb(26, 1000),
         runtime=photo_runtime(0.2),
     conda:
         "../envs/imaging.yaml"

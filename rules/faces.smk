@@ -15,7 +15,7 @@ rule detect_faces:
         models_dir=config["models_dir"],
     threads: 1
     resources:
-        mem_mb=photo_mem_mb(16, 1000),  # the photo; detection itself runs on a capped copy
+        mem_mb=photo_mem_mb(16, 1000),  # the photo; detection on a capped copy: measured 12 B/pixel at 108 MP
         runtime=photo_runtime(0.05),
     conda:
         "../envs/imaging.yaml"

@@ -13,7 +13,10 @@ if snakemake.wildcards.photo in snakemake.config["debug"]["fail_photos"]:  # tes
     raise RuntimeError("simulated crash: this photo is listed in the config's debug.fail_photos (a test hook)")
 master = Path(snakemake.input.image)
 pixels, depth = load_working(master)
-enhanced, record = enhance(pixels, {**snakemake.params.cfg, **catalogue_overrides(snakemake.params.catalogue)})
+# overwrite: the master's pixels are enhanced in place (one float image of the scan, not two)
+enhanced, record = enhance(pixels, {**snakemake.params.cfg, **catalogue_overrides(snakemake.params.catalogue)},
+                           overwrite=True)
+del pixels
 for reason in record.get("reasons", []):
     log.info(reason)
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from photoarchive.identity import FaceEmbedder
-from photoarchive.imageio import atomic_directory, atomic_output, encode_image, load_working, write_atomic
+from photoarchive.imageio import atomic_directory, atomic_output, encode_image, load_matte, load_working, write_atomic
 from photoarchive.joblog import retain_freed_memory, start_job
 from photoarchive.metadata import (
     SOURCE_ENHANCED,
@@ -34,9 +34,10 @@ with exiftool_session() as et, atomic_directory(Path(snakemake.output[0])) as ou
     for n, (photo, image_path, faces_path, matte_path) in enumerate(inputs, start=1):
         pixels, depth = load_working(Path(image_path))
         detection = json.loads(Path(faces_path).read_text())
+        matte = None
         try:
             faces = detection["faces"]
-            matte, _ = load_working(Path(matte_path))
+            matte = load_matte(Path(matte_path))  # integers: paste_faces converts the face's patch
             overrides = catalogue_overrides(snakemake.params.catalogue.get(photo, {}))
             restored, record = restore_faces(pixels, faces, selector, matte=matte, cfg=cfg, overrides=overrides,
                                              embedder=embedder if faces else None)
@@ -57,6 +58,7 @@ with exiftool_session() as et, atomic_directory(Path(snakemake.output[0])) as ou
                           parameters=record.get("controls", {}),
                           source_type=SOURCE_MODEL_COMPOSITE if model_used else SOURCE_ENHANCED,
                           models=models, faces=face_provenance(detection["faces"], record))
+        del pixels, matte  # only the result is written: the input's and matte's floats go (16 bytes a pixel)
         with atomic_output(out_dir / f"{photo}.png") as tmp:
             tmp.write_bytes(encode_image(restored, ".png", depth))
             stamp_derivative(et, Path(image_path), tmp, prov)

@@ -324,3 +324,34 @@ def test_overlapping_faces_later_blends_over_earlier_without_shift(astronaut, as
     out = paste_faces(astronaut, [red, blue], [a1, a2])
     cx, cy = np.rint((lm.mean(axis=0) + lm2.mean(axis=0)) / 2).astype(int)
     np.testing.assert_allclose(out[cy, cx], [0.0, 0.0, 1.0], atol=1e-5)  # the later face wins
+
+
+@pytest.mark.parametrize("radius", [1, 4, 17])
+def test_matte_dilation_by_rows_equals_opencv(radius):
+    """The matte around a face is dilated run by run: the same values as cv2.dilate with the ellipse."""
+    from photoarchive.faces import _dilate_rows
+
+    rng = np.random.default_rng(radius)
+    matte = (rng.uniform(0, 1, (90, 70)) ** 6).astype(np.float32)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    np.testing.assert_array_equal(_dilate_rows(matte, kernel), cv2.dilate(matte, kernel))
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (5, 5))  # runs of width 5 and 1
+    np.testing.assert_array_equal(_dilate_rows(matte, cross), cv2.dilate(matte, cross))
+
+
+def test_integer_matte_pastes_like_its_float_copy(astronaut, astronaut_face, tmp_path):
+    """The restore job keeps the matte as decoded (uint8); only the face's patch becomes float."""
+    from photoarchive.imageio import encode_image, load_matte, load_working
+
+    crop, affine = align_face(astronaut, astronaut_face.landmarks, 512)
+    matte = np.zeros(astronaut.shape[:2], np.float32)
+    cv2.circle(matte, (240, 200), 120, 1.0, -1)
+    matte = cv2.GaussianBlur(matte, (0, 0), 6)
+    path = tmp_path / "matte.png"
+    path.write_bytes(encode_image(matte, ".png", 8))
+    as_float, _ = load_working(path)
+    as_int = load_matte(path)
+    assert as_int.dtype == np.uint8
+    expected = paste_faces(astronaut, [1.0 - crop], [affine], matte=as_float)
+    assert not np.array_equal(expected, astronaut)
+    np.testing.assert_array_equal(paste_faces(astronaut, [1.0 - crop], [affine], matte=as_int), expected)

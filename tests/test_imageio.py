@@ -441,3 +441,22 @@ def test_write_atomic_gives_files_the_usual_permissions(tmp_path):
         os.umask(umask)
     mode = stat.S_IMODE((tmp_path / "a.bin").stat().st_mode)
     assert mode == stat.S_IMODE((tmp_path / "b.bin").stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_fast_png_level_is_lossless_and_load_working_round_trips(tmp_path, bit_depth):
+    """Working PNGs are written with zlib level 1: bigger than level 9, the same pixels, read back exactly."""
+    from photoarchive.imageio import PNG_LEVEL, encode_image, load_working
+
+    rng = np.random.default_rng(bit_depth)
+    pixels = cv2.GaussianBlur(rng.uniform(0, 1, (64, 80, 3)).astype(np.float32), (0, 0), 2)
+    fast, small = encode_image(pixels, ".png", bit_depth), encode_image(pixels, ".png", bit_depth, png_level=9)
+    assert PNG_LEVEL == 1 and len(fast) > len(small)
+    decoded = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_UNCHANGED) for b in (fast, small)]
+    np.testing.assert_array_equal(decoded[0], decoded[1])
+    path = tmp_path / "w.png"
+    path.write_bytes(fast)
+    loaded, depth = load_working(path)
+    peak = 65535 if bit_depth == 16 else 255
+    assert depth == bit_depth and loaded.dtype == np.float32 and loaded.flags.c_contiguous
+    np.testing.assert_array_equal(loaded, decoded[0][..., ::-1].astype(np.float32) / peak)

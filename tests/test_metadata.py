@@ -272,3 +272,39 @@ def test_read_metadata_csv_duplicates_and_empty_file_values(tmp_path):
 def test_read_metadata_csv_absent(tmp_path):
     assert md.read_metadata_csv(None) == ({}, [])
     assert md.read_metadata_csv(tmp_path / "nope.csv") == ({}, [])
+
+
+def test_jpeg_trailer_detection_decides_the_fast_read(tmp_path):
+    """exiftool's -fast skips a JPEG's trailer when reading: scans with one are stamped the full way."""
+    plain = tmp_path / "plain.jpg"
+    Image.new("RGB", (16, 16), (200, 100, 50)).save(plain, quality=90)
+    trailer = tmp_path / "trailer.jpg"
+    trailer.write_bytes(plain.read_bytes() + b"AXS!trailer data after the end of image")
+    png = tmp_path / "scan.png"
+    Image.new("RGB", (16, 16)).save(png)
+    assert md._has_jpeg_trailer(plain) is False
+    assert md._has_jpeg_trailer(trailer) is True
+    assert md._has_jpeg_trailer(png) is False
+
+
+def test_writes_use_fast_except_for_a_jpeg_with_a_trailer(tmp_path, monkeypatch):
+    calls = []
+    real_run = md._run
+
+    def spy(et, args, target, fast=True):
+        calls.append(fast)
+        return real_run(et, args, target, fast)
+
+    monkeypatch.setattr(md, "_run", spy)
+    source = tmp_path / "scan.jpg"
+    Image.new("RGB", (16, 16), (200, 100, 50)).save(source, quality=90)
+    with_trailer = tmp_path / "scan_trailer.jpg"
+    with_trailer.write_bytes(source.read_bytes() + b"trailer")
+    for scan in (source, with_trailer):
+        target = tmp_path / f"{scan.stem}.png"
+        write_image(target, np.full((16, 16, 3), 0.5, np.float32))
+        with md.exiftool_session() as et:
+            md.stamp_scan(et, scan, target, photo_id="p", source=scan.name, sha256="0" * 64)
+            md.stamp_derivative(et, target, target, md.Provenance(stage="enhance"))
+            assert md.read_tags(et, target)["XMP-photoarchive:Stage"] == "enhance"
+    assert calls == [True, True, False, True]
