@@ -40,6 +40,7 @@ from photoarchive.ingest import file_sha256
 from photoarchive.models.retinaface_mobile import MODEL_NAME as MOBILE_MODEL_NAME
 from photoarchive.models.retinaface_mobile import PACKAGE as MOBILE_PACKAGE
 from photoarchive.models.retinaface_mobile import RetinaFaceMobile
+from photoarchive.settings import schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -86,28 +87,8 @@ _HAAR_BOX_POINTS = np.array(
 RETINAFACE_FILE = "detection_Resnet50_Final.pth"
 DETECTORS = ("auto", "retinaface", "retinaface_mobile", "haar")
 
-DETECTOR_DEFAULTS: dict[str, Any] = {
-    "detector": "auto",  # auto | retinaface | retinaface_mobile | haar
-    "retinaface_file": RETINAFACE_FILE,
-    "device": "auto",  # auto | cpu | cuda
-    "detect_max_side": 1500,
-    "min_face_px": 40,
-    "min_score": 0.9,  # RetinaFace face probability
-    "pyramid": [320, 640, 1280],  # retinaface_mobile: long sides of the passes (never above the photo's)
-    "mobile_min_score": 0.9,  # retinaface_mobile face probability
-    "haar_min_score": 0.85,  # Haar pseudo-score 1 - exp(-levelWeight / 2), i.e. levelWeight ≥ 3.8
-    "max_faces": 50,
-    "haar_scale_factor": 1.1,
-    "haar_min_neighbors": 5,
-    "haar_equalize": True,
-}
-
-PASTE_DEFAULTS: dict[str, Any] = {
-    "erode": 0.05,  # zero band at the crop border, fraction of the crop side
-    "feather": 0.10,  # width of the soft ramp after it, fraction of the crop side
-    "matte_dilate": 0.04,  # person-matte dilation, fraction of the face size (template's inner square)
-    "interpolation": "linear",  # linear | cubic, for the warp back into the photo
-}
+DETECTOR_DEFAULTS: dict[str, Any] = schema_defaults("faces")  # documented in config.yaml
+PASTE_DEFAULTS: dict[str, Any] = schema_defaults("restore", "paste")
 
 _SCORE_KEY = {"retinaface": "min_score", "retinaface_mobile": "mobile_min_score", "haar": "haar_min_score"}
 _INTERPOLATION = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}

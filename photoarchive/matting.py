@@ -57,6 +57,7 @@ import numpy as np
 
 from photoarchive.models.bshm import TF2ONNX_COMMAND, BSHMModel
 from photoarchive.person import PersonSegmenter, box_coverage, mask_confidence, mask_coverage
+from photoarchive.settings import schema_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -64,32 +65,8 @@ BACKENDS = ("auto", "bshm", "classical")
 PERSON_PRIORS = ("segmenter", "faces")
 _IGNORED_KEYS = {"activate"}  # the workflow's own switch for the stage; not a matting parameter
 
-# Defaults of config["matting"]; the schema fills the same values in.
-DEFAULTS: dict = {
-    "backend": "auto",
-    "model": "models/bshm.onnx",
-    "max_side": 1024,  # bshm: long side of the copy the network sees
-    "min_person_fraction": 0.005,  # bshm: share of pixels with alpha >= 0.5 that counts as a person
-    "work_side": 512,  # classical: long side of the GrabCut copy
-    "grabcut_iters": 5,
-    "matte_side": 512,  # classical: long side of the closed-form matting copy
-    "unknown_band_px": 6,  # classical: half-width of the unknown band, matte_side pixels (0: no refinement)
-    "hair_band_factor": 2.0,  # classical: the band is this much wider around the head (hair)
-    "cf_epsilon": 1e-6,  # classical: regularisation of the matting Laplacian
-    "guided_radius": 4,  # guided upsampling: window radius, in pixels of the low-resolution alpha
-    "guided_eps": 1e-4,  # guided upsampling: regularisation (image values in [0, 1])
-    "foreground_side": 2048,  # long side of the copy the foreground colours are estimated on
-    "person_prior": "segmenter",  # classical: segmenter | faces
-    "person_model": "mediapipe",  # "mediapipe" (the file inside the package) or a path to a .tflite
-    "person_side": 1024,  # segmenter: long side of the copy the person mask is made on
-    "person_face_crop": 4.0,  # segmenter: crop side around each face, in face-box sizes (0: none)
-    "person_tiles": 0,  # segmenter: overlapping tiles per long side in addition to the whole photo (0: none)
-    "person_threshold": 0.5,  # segmenter: mask level that counts as person
-    "person_min_fraction": 0.02,  # segmenter: share of the photo the mask must cover for "person found"
-    "person_min_confidence": 0.65,  # segmenter: mean certainty of that mask needed for it without a face
-    "person_fg_level": 0.9,  # segmenter: mask level seeding definite foreground
-    "person_bg_level": 0.1,  # segmenter: below this (and away from the mask) is definite background
-}
+# Defaults of config["matting"], from config.schema.yaml (documented in config.yaml).
+DEFAULTS: dict = schema_defaults("matting")
 
 # Person prior around a face box of width w and height h, centre (cx, cy), chin at y1. Fractions of w/h.
 _FACE_CORE = (0.32, 0.42)  # definite foreground: ellipse half-axes inside the face

@@ -31,7 +31,6 @@ import cv2
 import numpy as np
 
 from photoarchive.faces import (
-    PASTE_DEFAULTS,
     Face,
     align_face,
     alignment_template,
@@ -41,6 +40,7 @@ from photoarchive.faces import (
     resolve_device,
 )
 from photoarchive.ingest import file_sha256
+from photoarchive.settings import schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -68,41 +68,12 @@ __all__ = [
 
 REGIONS = ("eyes", "lips", "cheeks", "forehead", "other")
 
-CONTROL_DEFAULTS: dict[str, Any] = {
-    "strength": 80.0,  # 0–100: blend original ↔ restored; 0 leaves the photo untouched
-    "skin_protection": 0.5,  # 0–1: share of the original's Lab a/b chroma kept
-    "grain": 0.25,  # 0–1: share of the original's finest detail band (film grain) put back
-    "region_weights": {"eyes": 1.0, "lips": 1.0, "cheeks": 1.0, "forehead": 1.0, "other": 1.0},
-    "degradation_scale": 1.0,  # ≥ 1: down- and up-scale the restorer input by this factor
-}
-
-CLASSICAL_DEFAULTS: dict[str, Any] = {
-    "denoise": 0.8,  # 0–1 blend of the bilateral-filtered crop
-    "denoise_sigma": "auto",  # bilateral colour sigma (RGB units), or auto = 4 × measured noise
-    "sharpen": 0.4,  # fine-scale unsharp-mask amount on Lab L
-    "local_contrast": 0.2,  # 0–1 coarse-scale unsharp amount on Lab L ("clarity")
-}
-
-RESTORE_DEFAULTS: dict[str, Any] = {
-    "backend": "auto",  # auto | gpen | classical
-    "model": "auto",  # auto | 512 | 1024
-    "auto_1024_min_side": 800,  # model auto: 512 when the photo's long side ≤ this, else 1024
-    "model_file_512": "GPEN-BFR-512.pth",
-    "model_file_1024": "GPEN-BFR-1024.pth",
-    "device": "auto",  # auto | cpu | cuda
-    "fp16": True,  # half-precision autocast, CUDA only
-    "face_batch": 4,  # aligned faces per GPEN forward pass
-    "seed": 0,
-    "classical_size": 512,
-    "align_interpolation": "linear",  # linear (= official GPEN flags=3) | cubic
-    "align_border": "constant",  # constant (official GPEN) | reflect101 | replicate
-    "grain_sigma_px": 1.0,  # finest band for `grain`, Gaussian sigma in photo pixels
-    **CONTROL_DEFAULTS,
-    "classical": dict(CLASSICAL_DEFAULTS),
-    "paste": dict(PASTE_DEFAULTS),
-    "identity": {"guard": True, "warn": 0.40, "review": 0.50, "drift_warn": 1.5, "drift_review": 1.75,
-                 "strength_step": 20.0, "min_strength": 20.0},
-}
+# Defaults from config.schema.yaml (documented in config.yaml). The style controls a catalogue row may
+# override per photo are the section's top-level knobs below.
+RESTORE_DEFAULTS: dict[str, Any] = schema_defaults("restore")
+CONTROL_DEFAULTS: dict[str, Any] = {k: RESTORE_DEFAULTS[k] for k in
+                                    ("strength", "skin_protection", "grain", "region_weights", "degradation_scale")}
+CLASSICAL_DEFAULTS: dict[str, Any] = RESTORE_DEFAULTS["classical"]
 
 DOWNLOAD_HINT = "python -m photoarchive.download {name}"
 
