@@ -13,8 +13,11 @@ the scan's own grain:
 3. candidates: hysteresis (seeds at `seed_z`, grown to `grow_z`), plus faint lines found by averaging
    z along lines at 8 angles (`line_z`);
 4. scratches: candidates closer than 2 px are joined, and a component counts when it is long
-   (`min_length`), thin (`max_width`) and nearly straight (`max_bend`); dust: unjoined compact specks
-   up to `dust_max_area`;
+   (`min_length`), thin (`max_width`) and nearly straight (`max_bend`). A component too bent as a
+   whole (two crossing scratches, a strongly curved one) is split by the direction of its pixels (45°
+   windows of the angle that gave each pixel's contrast) and each piece judged the same way; one that
+   yields more than two parallel pieces in a direction is a grid (brick joints, bars) and is dropped.
+   Dust: unjoined compact specks up to `dust_max_area`;
 5. what is not damage is left alone by the company it keeps: a mark in a neighbourhood dense with
    other contrasty pixels (`density_max`: text, pinstripes, fabric, hair) or, for dust, with many
    other specks (`neighbours_max`: a star field) or with anything nearly as contrasty in the ring
@@ -36,6 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,6 +69,10 @@ _RING_INNER, _RING_OUTER, _RING_SHARE = 2, 5, 0.5
 _GRAIN_SIGMA = 1.5
 # Rows of overlap between strips, so a component cut by a strip border is seen whole in one of them.
 _STRIP_MARGIN = 64
+# A bent component with more parallel straight pieces than this is a grid (brick joints, bars), not damage.
+_MAX_PIECES = 2
+# Share of a bent component its straight pieces must cover to be kept.
+_PIECE_COVER = 0.6
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -147,8 +155,9 @@ def _local_scale(residual: np.ndarray, floor: float, block: int = 32) -> np.ndar
 
 
 def _zscores(gray: np.ndarray, width: int, floor: float) -> tuple[np.ndarray, ...]:
-    """(bright z, dark z, bright contrast, dark contrast): two-sided line contrast of `gray`, and it in
-    units of its local robust spread.
+    """(bright z, dark z, bright contrast, dark contrast, bright angle, dark angle): two-sided line
+    contrast of `gray`, it in units of its local robust spread, and the index (0..7) of the angle that
+    gave it.
 
     At 8 angles the pixel is compared with the two pixels `width` + 1 px away on either side: a bright
     line is brighter than both, by the smaller of the two differences, less half their difference (a
@@ -160,15 +169,20 @@ def _zscores(gray: np.ndarray, width: int, floor: float) -> tuple[np.ndarray, ..
     d = float(width + 1)
     bright = np.full((h, w), -np.inf, np.float32)
     dark = np.full((h, w), -np.inf, np.float32)
+    bright_angle = np.zeros((h, w), np.uint8)
+    dark_angle = np.zeros((h, w), np.uint8)
     for k in range(_LINE_ANGLES):
         angle = math.pi * k / _LINE_ANGLES
         nx, ny = -math.sin(angle) * d, math.cos(angle) * d
         sides = [cv2.warpAffine(smooth, np.float32([[1, 0, sx], [0, 1, sy]]), (w, h), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REFLECT) for sx, sy in ((nx, ny), (-nx, -ny))]
         asym = np.abs(sides[0] - sides[1]) * np.float32(0.5)
-        np.maximum(bright, np.minimum(smooth - sides[0], smooth - sides[1]) - asym, out=bright)
-        np.maximum(dark, np.minimum(sides[0] - smooth, sides[1] - smooth) - asym, out=dark)
-    return bright / _local_scale(bright, floor), dark / _local_scale(dark, floor), bright, dark
+        for best, angle, value in ((bright, bright_angle, np.minimum(smooth - sides[0], smooth - sides[1]) - asym),
+                                   (dark, dark_angle, np.minimum(sides[0] - smooth, sides[1] - smooth) - asym)):
+            angle[value > best] = k
+            np.maximum(best, value, out=best)
+    return (bright / _local_scale(bright, floor), dark / _local_scale(dark, floor), bright, dark, bright_angle,
+            dark_angle)
 
 
 def _hysteresis(z: np.ndarray, seed: float, grow: float) -> np.ndarray:
@@ -318,11 +332,12 @@ def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray |
     ground = cv2.GaussianBlur(ground, (0, 0), 2.0)
     slope = cv2.magnitude(cv2.Sobel(ground, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(ground, cv2.CV_32F, 0, 1, ksize=3))
     slope *= np.float32(4.0 / 8.0)  # Sobel gain 8; the rise over 4 px
-    bright_z, dark_z, bright_c, dark_c = _zscores(gray, max_width, floor)
+    bright_z, dark_z, bright_c, dark_c, bright_a, dark_a = _zscores(gray, max_width, floor)
     # Dark lines in pictures are common (eyebrows, pen strokes, wires, hair), dark scratches on prints
     # rarer: a dark line must be `dark_factor` × longer and straighter to count as a scratch.
     dark = float(cfg["dark_factor"])
-    for z, contrast, stretch in ((bright_z, bright_c, 1.0), (dark_z, dark_c, dark)):
+    for polarity, (z, contrast, angles, stretch) in enumerate(((bright_z, bright_c, bright_a, 1.0),
+                                                               (dark_z, dark_c, dark_a, dark))):
         if face_mask is not None:
             z = np.where(face_mask, z / np.float32(cfg["face_factor"]), z)
         candidates = _hysteresis(z, seed, grow)
@@ -334,10 +349,19 @@ def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray |
             if comps["count"] > 1:
                 length, width = comps["length"], comps["width"]
                 quiet, _ = _quiet(comps, *quiet_args)
-                scratch = ((length >= min_length * stretch) & (width <= max_width + 1) & (length >= 4 * width)
-                           & quiet & (comps["bend"] <= float(cfg["max_bend"]) / stretch))
+                lined = (length >= min_length * stretch) & (width <= max_width + 1) & (length >= 4 * width) & quiet
+                straight = comps["bend"] <= float(cfg["max_bend"]) / stretch
+                scratch = lined & straight
                 scratch[0] = False
                 out["scratch"] |= scratch[comps["labels"]]
+                # Crossing or curved scratches make one bent component: split the bent ones by the
+                # direction of their pixels (45° windows) and judge each straight piece on its own.
+                bent = ~straight
+                bent[0] = False
+                if bent.any():
+                    parents = np.where(bent[comps["labels"]], comps["labels"], 0)
+                    out["scratch"] |= _straight_pieces(parents, z, angles, quiet_args, cfg, stretch, min_length,
+                                                       max_width)
         if "dust" in types:
             # Specks are judged as they are, not joined to their neighbours.
             comps = _components(candidates & ~out["scratch"], z, join=0)
@@ -350,10 +374,51 @@ def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray |
                 # Crowding counts other specks only (a star field is many), not the grain's small blobs.
                 near = _speck_neighbours(comps, speck, _COUNT_WINDOW)
                 dust = speck & quiet & (near <= float(cfg["neighbours_max"]))
-                dust &= _isolated(gray, comps, dust, bright=stretch == 1.0)
+                dust &= _isolated(gray, comps, dust, bright=polarity == 0)
                 dust[0] = False
                 out["dust"] |= dust[comps["labels"]]
     return out
+
+
+def _straight_pieces(parents: np.ndarray, z: np.ndarray, angles: np.ndarray, quiet_args: tuple, cfg: dict,
+                     stretch: float, min_length: float, max_width: int) -> np.ndarray:
+    """Scratch pixels of bent components (`parents`: their labels, 0 elsewhere) taken by direction.
+
+    For each pair of neighbouring angles (a 45° window) the pixels whose line runs that way form
+    components, each judged like a whole one (long, thin, straight, quiet). A bent component with more
+    than `_MAX_PIECES` such pieces in one direction (parallel lines joined by cross lines) is a grid or
+    a net (brick joints, window bars, a fence), not a scratch or two crossing ones: none of its pieces
+    is kept.
+    """
+    pieces: list[tuple[int, int, np.ndarray]] = []  # (window, parent label, piece mask)
+    for k in range(_LINE_ANGLES):
+        window = (parents > 0) & ((angles == k) | (angles == (k + 1) % _LINE_ANGLES))
+        if not window.any():
+            continue
+        comps = _components(window, z)
+        if comps["count"] <= 1:
+            continue
+        length, width = comps["length"], comps["width"]
+        quiet, _ = _quiet(comps, *quiet_args)
+        keep = ((length >= min_length * stretch) & (width <= max_width + 1) & (length >= 4 * width) & quiet
+                & (comps["bend"] <= float(cfg["max_bend"]) / stretch))
+        keep[0] = False
+        if not keep.any():
+            continue
+        parent_of = np.asarray(ndimage.maximum(parents, comps["labels"], np.arange(comps["count"])), dtype=np.int64)
+        for piece in np.flatnonzero(keep):
+            pieces.append((k, int(parent_of[piece]), comps["labels"] == piece))
+    found = np.zeros(parents.shape, bool)
+    grids = {parent for (_, parent), n in Counter((k, parent) for k, parent, _ in pieces).items() if n > _MAX_PIECES}
+    for _, parent, mask in pieces:
+        if parent not in grids:
+            found |= mask
+    # The straight pieces must make up most of their component: a line with many short branches (a
+    # joint between bricks, a twig) is content, two crossing lines or an arc are covered by their pieces.
+    size = np.bincount(parents.ravel())
+    covered = np.bincount(parents[found], minlength=size.size)
+    share = covered / np.maximum(size, 1)
+    return found & (share[parents] >= _PIECE_COVER)
 
 
 def _quiet(comps: dict, texture: np.ndarray, slope: np.ndarray, contrast: np.ndarray, density_max: float,
