@@ -69,6 +69,8 @@ _RING_INNER, _RING_OUTER, _RING_SHARE = 2, 5, 0.5
 _GRAIN_SIGMA = 1.5
 # Rows of overlap between strips, so a component cut by a strip border is seen whole in one of them.
 _STRIP_MARGIN = 64
+# Fill tiles (px) and the context around each.
+_FILL_TILE, _FILL_PAD = 256, 40
 # A bent component with more parallel straight pieces than this is a grid (brick joints, bars), not damage.
 _MAX_PIECES = 2
 # Share of a bent component its straight pieces must cover to be kept.
@@ -513,30 +515,32 @@ def fill(image: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.ndarray:
     if not mask.any():
         return out
     m8 = mask.astype(np.uint8)
-    regions = cv2.dilate(m8, np.ones((15, 15), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(regions, connectivity=8)
     rim = cv2.dilate(m8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
     h, w = mask.shape
-    pad = 24
-    # Work per damaged region (bounding box plus a margin): memory and time follow the damage, not the scan.
-    for k in range(1, count):
-        x, y, bw, bh = stats[k, :4]
-        y0, y1, x0, x1 = max(0, y - pad), min(h, y + bh + pad), max(0, x - pad), min(w, x + bw + pad)
-        region_mask = m8[y0:y1, x0:x1] & (labels[y0:y1, x0:x1] == k).astype(np.uint8)
-        if not region_mask.any():
-            continue
-        crop, valid = image[y0:y1, x0:x1], (~rim[y0:y1, x0:x1]).astype(np.float32)
-        weight = cv2.GaussianBlur(valid, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
-        low = cv2.GaussianBlur(crop * valid[..., None], (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
-        low = low / np.maximum(weight, 1e-3)[..., None]
-        unknown = (weight < 0.05).astype(np.uint8) | region_mask
-        # OpenCV's float Telea is unstable on [0, 1] values (its gradient term overshoots): work in 0–255.
-        filled = np.stack([cv2.inpaint(np.ascontiguousarray(low[..., c] * np.float32(255)), unknown, radius,
-                                       cv2.INPAINT_TELEA) for c in range(3)], axis=-1) * np.float32(1 / 255)
-        high = (crop - filled) * valid[..., None]
-        grain = _borrow_grain(high, valid > 0, region_mask)
-        sel = region_mask.astype(bool)
-        out[y0:y1, x0:x1][sel] = filled[sel] + grain[sel]
+    # Work per tile that holds damage (the tile plus a margin of context): memory and time follow the
+    # damage, not the scan, and a long scratch across a 100-MP scan never makes one huge region.
+    core, pad = _FILL_TILE, _FILL_PAD
+    for ty in range(0, h, core):
+        for tx in range(0, w, core):
+            if not m8[ty:ty + core, tx:tx + core].any():
+                continue
+            y0, y1, x0, x1 = max(0, ty - pad), min(h, ty + core + pad), max(0, tx - pad), min(w, tx + core + pad)
+            region_mask = m8[y0:y1, x0:x1]
+            crop, valid = image[y0:y1, x0:x1], (~rim[y0:y1, x0:x1]).astype(np.float32)
+            weight = cv2.GaussianBlur(valid, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
+            low = cv2.GaussianBlur(crop * valid[..., None], (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
+            low = low / np.maximum(weight, 1e-3)[..., None]
+            unknown = (weight < 0.05).astype(np.uint8) | region_mask
+            # OpenCV's float Telea is unstable on [0, 1] values (its gradient term overshoots): work in 0–255.
+            filled = np.stack([cv2.inpaint(np.ascontiguousarray(low[..., c] * np.float32(255)), unknown, radius,
+                                           cv2.INPAINT_TELEA) for c in range(3)], axis=-1) * np.float32(1 / 255)
+            high = (crop - filled) * valid[..., None]
+            grain = _borrow_grain(high, valid > 0, region_mask)
+            # Only the tile's own pixels are written; its margin is someone else's tile.
+            sel = np.zeros(region_mask.shape, bool)
+            sel[ty - y0:ty - y0 + core, tx - x0:tx - x0 + core] = region_mask[ty - y0:ty - y0 + core,
+                                                                               tx - x0:tx - x0 + core] > 0
+            out[y0:y1, x0:x1][sel] = filled[sel] + grain[sel]
     return np.clip(out, 0.0, 1.0, out=out)
 
 
