@@ -12,7 +12,8 @@ the scan's own grain:
    threshold follows the grain and texture around each pixel;
 3. candidates: hysteresis (seeds at `seed_z`, grown to `grow_z`), plus faint lines found by averaging
    z along lines at 8 angles (`line_z`);
-4. scratches: candidates closer than 2 px are joined, and a component counts when it is long
+4. scratches: candidates closer than 2 px are joined, and so are pieces of one line up to 10 px
+   apart along their own direction (`_LINK`); a component counts when it is long
    (`min_length`), thin (`max_width`) and nearly straight (`max_bend`). A component too bent as a
    whole (two crossing scratches, a strongly curved one) is split by the direction of its pixels (45°
    windows of the angle that gave each pixel's contrast) and each piece judged the same way; one that
@@ -75,6 +76,8 @@ _FILL_TILE, _FILL_PAD = 256, 40
 _MAX_PIECES = 2
 # Share of a bent component its straight pieces must cover to be kept.
 _PIECE_COVER = 0.6
+# Gap (px) along a line's own direction across which its broken pieces are joined.
+_LINK = 5
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -214,7 +217,21 @@ def _line_response(z: np.ndarray) -> np.ndarray:
     return cv2.resize(best, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _components(candidates: np.ndarray, z: np.ndarray, join: int = 2) -> dict[str, np.ndarray]:
+def _line_elements(link: int) -> list[np.ndarray]:
+    """Structuring elements: a (2 × `link` + 1)-px line at each of the `_LINE_ANGLES` angles."""
+    elements = []
+    for k in range(_LINE_ANGLES):
+        angle = math.pi * k / _LINE_ANGLES
+        element = np.zeros((2 * link + 1, 2 * link + 1), np.uint8)
+        dx, dy = math.cos(angle) * link, math.sin(angle) * link
+        cv2.line(element, (round(link - dx), round(link - dy)), (round(link + dx), round(link + dy)), 1, 1,
+                 cv2.LINE_8)
+        elements.append(element)
+    return elements
+
+
+def _components(candidates: np.ndarray, z: np.ndarray, join: int = 2, angles: np.ndarray | None = None,
+                link: int = 0) -> dict[str, np.ndarray]:
     """Per-component measures of a boolean candidate mask (index 0 is the background).
 
     Candidates closer than `join` px are one component (a scratch broken by the grain stays one long
@@ -224,6 +241,11 @@ def _components(candidates: np.ndarray, z: np.ndarray, join: int = 2) -> dict[st
     """
     cand8 = candidates.astype(np.uint8)
     joined = cv2.dilate(cand8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * join + 1,) * 2)) if join else cand8
+    if angles is not None and link > join:
+        # Pieces of one line broken by the grain are joined across gaps of up to 2 × `link` px along
+        # their own direction (the angle that gave each pixel's contrast), not sideways into texture.
+        for k, element in enumerate(_line_elements(link)):
+            joined |= cv2.dilate(cand8 & (angles == k), element)
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(joined, connectivity=8)
     inner = cv2.erode(joined, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
     outline = np.bincount(labels[(joined > 0) & (inner == 0)], minlength=count).astype(np.float64)
@@ -347,7 +369,7 @@ def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray |
             candidates |= (_line_response(z) >= line_t) & (z >= 1.0)
         quiet_args = (z >= grow, slope, contrast, float(cfg["density_max"]), float(cfg["edge_max"]))
         if "scratch" in types:
-            comps = _components(candidates, z)
+            comps = _components(candidates, z, angles=angles, link=_LINK)
             if comps["count"] > 1:
                 length, width = comps["length"], comps["width"]
                 quiet, _ = _quiet(comps, *quiet_args)
