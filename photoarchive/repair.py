@@ -414,7 +414,8 @@ def _straight_pieces(parents: np.ndarray, z: np.ndarray, angles: np.ndarray, qui
     a net (brick joints, window bars, a fence), not a scratch or two crossing ones: none of its pieces
     is kept.
     """
-    pieces: list[tuple[int, int, np.ndarray]] = []  # (window, parent label, piece mask)
+    found = np.zeros(parents.shape, bool)
+    pieces: Counter = Counter()  # (window, parent label): kept pieces
     for k in range(_LINE_ANGLES):
         window = (parents > 0) & ((angles == k) | (angles == (k + 1) % _LINE_ANGLES))
         if not window.any():
@@ -429,14 +430,17 @@ def _straight_pieces(parents: np.ndarray, z: np.ndarray, angles: np.ndarray, qui
         keep[0] = False
         if not keep.any():
             continue
-        parent_of = np.asarray(ndimage.maximum(parents, comps["labels"], np.arange(comps["count"])), dtype=np.int64)
-        for piece in np.flatnonzero(keep):
-            pieces.append((k, int(parent_of[piece]), comps["labels"] == piece))
-    found = np.zeros(parents.shape, bool)
-    grids = {parent for (_, parent), n in Counter((k, parent) for k, parent, _ in pieces).items() if n > _MAX_PIECES}
-    for _, parent, mask in pieces:
-        if parent not in grids:
-            found |= mask
+        # A piece lies within one bent component (both are joined the same way, the piece from fewer pixels).
+        parent_of = np.zeros(comps["count"], np.int64)
+        lab = comps["labels"]
+        parent_of[lab[window]] = parents[window]
+        pieces.update((k, int(parent)) for parent in parent_of[np.flatnonzero(keep)])
+        found |= keep[lab]
+    if not pieces:
+        return found
+    grid = np.zeros(int(parents.max()) + 1, bool)
+    grid[[parent for (_, parent), n in pieces.items() if n > _MAX_PIECES]] = True
+    found &= ~grid[parents]
     # The straight pieces must make up most of their component: a line with many short branches (a
     # joint between bricks, a twig) is content, two crossing lines or an arc are covered by their pieces.
     size = np.bincount(parents.ravel())
