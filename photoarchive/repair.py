@@ -45,7 +45,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from photoarchive.qa import check_image, require_keys
 
@@ -257,12 +256,14 @@ def _components(candidates: np.ndarray, z: np.ndarray, join: int = 2, angles: np
     diagonal = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) - 2 * join
     length = np.maximum(np.maximum(diagonal, outline / 2.0 - 2 * join), 1.0)
     width = area / length
-    peak = np.asarray(ndimage.maximum(z, labels, np.arange(count)), dtype=np.float64)
     zsum = np.bincount(flat, weights=z.ravel(), minlength=count)
     # Bend: spread across / spread along the component's main axis (second moments of its pixels):
     # about 0 for a straight line, 0.13 for an arc bent by an eighth of its length, 0.3+ for a rim.
     ys, xs = np.nonzero(labels)
     lab = labels[ys, xs]
+    peak = np.full(count, -np.inf)
+    np.maximum.at(peak, lab, z[ys, xs].astype(np.float64))  # on the candidate pixels only (no full sort)
+    peak[0] = 0.0
     n = np.maximum(area, 1.0)
     moments = [np.bincount(lab, weights=v, minlength=count) / n
                for v in (xs.astype(np.float64), ys.astype(np.float64), xs * xs.astype(np.float64),
@@ -284,7 +285,10 @@ def _neighbourhood(texture: np.ndarray, comps: dict, window: int, count_window: 
     about w / `window` of its neighbourhood, text, brick joints, fabric or hair much more.
     """
     labels, count = comps["labels"], comps["count"]
-    density = cv2.blur(texture.astype(np.float32), (window, window), borderType=cv2.BORDER_REFLECT)
+    if texture.dtype == np.float32:  # already the share of texture pixels per window (computed once)
+        density = texture
+    else:
+        density = cv2.blur(texture.astype(np.float32), (window, window), borderType=cv2.BORDER_REFLECT)
     mean_density = np.bincount(labels.ravel(), weights=density.ravel(), minlength=count)
     mean_density /= np.maximum(comps["area"], 1.0)
     # Less the component's own share (a line of width w crosses the window once: w × window pixels).
@@ -381,12 +385,20 @@ def _classify(gray: np.ndarray, cfg: dict, floor: float, face_mask: np.ndarray |
                 out["scratch"] |= scratch[comps["labels"]]
                 # Crossing or curved scratches make one bent component: split the bent ones by the
                 # direction of their pixels (45° windows) and judge each straight piece on its own.
-                bent = ~straight
+                # (Only components long and thin enough for a piece of them to pass.)
+                bent = ~straight & (length >= min_length * stretch) & (width <= max_width + 1)
                 bent[0] = False
                 if bent.any():
                     parents = np.where(bent[comps["labels"]], comps["labels"], 0)
-                    out["scratch"] |= _straight_pieces(parents, z, angles, quiet_args, cfg, stretch, min_length,
-                                                       max_width)
+                    texture = cv2.blur(quiet_args[0].astype(np.float32), (_DENSITY_WINDOW,) * 2,
+                                       borderType=cv2.BORDER_REFLECT)
+                    # Work on the bent components' bounding box only (plus the 61-px texture context,
+                    # already in `texture`).
+                    rows, cols = np.flatnonzero(parents.any(axis=1)), np.flatnonzero(parents.any(axis=0))
+                    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+                    sub = tuple(a[box] for a in (texture, *quiet_args[1:3])) + tuple(quiet_args[3:])
+                    out["scratch"][box] |= _straight_pieces(parents[box], z[box], angles[box], sub, cfg, stretch,
+                                                            min_length, max_width)
         if "dust" in types:
             # Specks are judged as they are, not joined to their neighbours.
             comps = _components(candidates & ~out["scratch"], z, join=0)
