@@ -24,6 +24,7 @@ its load); peak memory: tracemalloc peak of a 4-megapixel run (numpy allocations
 are not traced) and the process's peak RSS.
 
     python bench/bench_repair.py            # prints the table, writes bench/out/bench_repair.csv
+    python bench/mem_repair.py              # peak RSS of the stage on a 12000 x 9000 scan (own process)
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def gates(gray: np.ndarray, cfg: dict, truth: dict[str, np.ndarray]) -> Counter:
     ground = cv2.GaussianBlur(cv2.medianBlur(gray8, 2 * max_width + 3).astype(np.float32) / 255, (0, 0), 2.0)
     slope = cv2.magnitude(cv2.Sobel(ground, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(ground, cv2.CV_32F, 0, 1, ksize=3))
     slope *= 0.5
-    bz, dz, bc, dc = R._zscores(gray, max_width, R.grain_floor(gray))
+    bz, dz, bc, dc, _, _ = R._zscores(gray, max_width, R.grain_floor(gray))
     best: dict[tuple[str, int], list[tuple[str, str]]] = {}
     for polarity, z, contrast, stretch in (("bright", bz, bc, 1.0), ("dark", dz, dc, float(cfg["dark_factor"]))):
         cand = R._hysteresis(z, seed, grow) | ((R._line_response(z) >= line_t) & (z >= 1.0))
