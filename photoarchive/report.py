@@ -231,6 +231,11 @@ def _chunk_js(number: int, records: list[list]) -> bytes:
     return f"REPORT_CHUNK({number},{payload});\n".encode()
 
 
+def _index_js(index: dict) -> bytes:
+    payload = json.dumps(index, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    return f"REPORT_INDEX({payload});\n".encode()
+
+
 def write_report(manifest: Path, results: Path, out: Path, thumb_dirs: Iterable[Path] = (),
                  data_dir: Path | None = None, rows_per_chunk: int = ROWS_PER_CHUNK,
                  page_size: int = PAGE_SIZE) -> dict:
@@ -257,9 +262,11 @@ def write_report(manifest: Path, results: Path, out: Path, thumb_dirs: Iterable[
     with atomic_directory(data_dir) as tmp:
         for number, chunk in enumerate(chunks):
             (tmp / f"rows-{number:04d}.js").write_bytes(_chunk_js(number, chunk))
+        # a few bytes a photo, loaded only when the view is filtered or sorted: the page stays light
+        (tmp / "index.js").write_bytes(_index_js(index))
     page = _environment().get_template("report.html.j2").render(
         total=len(rows), counts=[(s, counts.get(s, 0), STATUS_MEANING.get(s, "")) for s in statuses],
-        by_reason=by_reason, kinds=index["kinds"], index=index, status_codes=codes,
+        by_reason=by_reason, kinds=index["kinds"], status_codes=codes,
         status_order={codes[s]: rank for rank, s in enumerate(ranked)},
         data_href=_rel(data_dir, out.parent), manifest_href=_rel(Path(manifest), out.parent),
         rows_per_chunk=rows_per_chunk, page_size=page_size,
