@@ -6,11 +6,13 @@ import fnmatch
 import hashlib
 import json
 import logging
+import os
 import re
 import stat
 import unicodedata
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -80,16 +82,15 @@ def discover_sources(input_dir: Path, skip: tuple[Path, ...] = (), ignore: tuple
             "--config input_dir=/path/to/scans"
         )
     skipped = {p.resolve() for p in skip}
+    skipped_names = {p.name for p in skipped}
     sources: list[Source] = []
-    for path in sorted(input_dir.rglob("*")):
-        rel = path.relative_to(input_dir)
-        if any(part.startswith(".") for part in rel.parts):
+    for parts in sorted(_visible_files(input_dir, ())):
+        path = input_dir.joinpath(*parts)
+        if parts[-1] in skipped_names and path.resolve() in skipped:
             continue
-        if path.is_symlink() or not path.is_file() or path.resolve() in skipped:
+        if any(fnmatch.fnmatch(parts[-1], pattern) for pattern in ignore):
             continue
-        if any(fnmatch.fnmatch(path.name, pattern) for pattern in ignore):
-            continue
-        relpath = rel.as_posix()
+        relpath = "/".join(parts)
         if not is_utf8(relpath):
             # Snakemake (and CSV/JSON) cannot carry such a name: the file is listed as failed, unread.
             sources.append(Source(photo_id(relpath), printable_name(relpath), refusal=(
@@ -101,6 +102,24 @@ def discover_sources(input_dir: Path, skip: tuple[Path, ...] = (), ignore: tuple
         else:
             sources.append(Source(photo_id(relpath), relpath))
     return _with_unique_ids(sources)
+
+
+def _visible_files(folder: Path, parts: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """Path parts (relative to the input folder) of the regular files below `folder`: one `scandir` per
+    folder, its cached types reused; hidden names skipped, symbolic links never followed, unreadable
+    folders left out (as `Path.rglob` does)."""
+    try:
+        with os.scandir(folder) as entries:
+            found = list(entries)
+    except PermissionError:
+        return
+    for entry in found:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _visible_files(Path(entry.path), (*parts, entry.name))
+        elif entry.is_file(follow_symlinks=False):
+            yield (*parts, entry.name)
 
 
 def _with_unique_ids(sources: list[Source]) -> list[Source]:

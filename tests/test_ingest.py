@@ -394,3 +394,12 @@ def test_ingest_record_json_round_trip(tmp_path):
     record = _record(tmp_path, "a.png", _png_bytes())
     record.notes = ("multi-page file", "老照片")
     assert IngestRecord.from_json(record.to_json()) == record
+
+
+def test_discover_sources_lists_files_folder_by_folder(tmp_path):
+    """Sorted by folder parts ("a/b" before "a-c"), hidden names and special files left out."""
+    for name in ("a-c.jpg", "a/b.jpg", "a/.thumbs/t.jpg", ".DS_Store", "B/x.png", "a/z/y.tif"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    os.mkfifo(tmp_path / "a" / "pipe.jpg")
+    assert [s.relpath for s in discover_sources(tmp_path)] == ["B/x.png", "a/b.jpg", "a/z/y.tif", "a-c.jpg"]
