@@ -99,7 +99,7 @@ def run_to_dedup(workdir: Path, input_dir: Path, profile: bool) -> list[str]:
             "--configfile", str(REPO / "config.yaml")]
     if profile:
         args.append(str(PROFILE / "workflow-config.yaml"))
-    args += ["--config", f"input_dir={input_dir}", "--", "results/dedup/dedup.tsv"]
+    args += ["--config", f"input_dir={input_dir}", "--", "ingest_only"]  # dedup and the ingest chunk lists
     subprocess.run(args, capture_output=True, text=True, cwd=REPO, check=True)
     with (workdir / "results" / "dedup" / "dedup.tsv").open() as fh:
         return [r["photo_id"] for r in csv.DictReader(fh, delimiter="\t") if r["status"] == "unique"]

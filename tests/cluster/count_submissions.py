@@ -10,7 +10,8 @@ line; each of those is one sbatch call. Rules with nothing to run (`all`) are no
 A dry run only sees the DAG up to a checkpoint that still has to run (dedup, then triage): jobs after
 it are not known yet. To count those too, give the checkpoints up-to-date outputs first:
   1. in an empty working directory, dry-run once: that counts everything up to dedup;
-  2. run the workflow up to dedup (locally is fine: `snakemake --cores 4 results/dedup/dedup.tsv`);
+  2. run the workflow up to dedup (locally is fine: `snakemake --cores 4 ingest_only`: dedup and the
+     ingest chunk lists);
   3. write a placeholder results/qa/triage.tsv (header `photo_id<TAB>status`, every unique photo of
      results/dedup/dedup.tsv as `processed`), newer than dedup.tsv; the processed/review split only
      changes file names, not the number of jobs;
