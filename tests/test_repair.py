@@ -245,3 +245,35 @@ def test_names_missing_config_keys():
     del cfg["seed_z"]
     with pytest.raises((KeyError, ValueError), match="seed_z"):
         R.damage_mask(scene(h=64, w=64), cfg)
+
+
+def saucer(seed: int = 12) -> np.ndarray:
+    """A scene with a wide, slightly darker elliptical object whose lower outline carries a soft bright
+    highlight (the rim of a saucer seen at an angle)."""
+    img = scene(seed=seed)
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    inside = (((xx - 128) / 110) ** 2 + ((yy - 120) / 60) ** 2 <= 1).astype(np.float32)
+    img *= 1 - 0.25 * cv2.GaussianBlur(inside, (0, 0), 1.5)[..., None]
+    rim = np.zeros((h * 4, w * 4), np.uint8)
+    cv2.ellipse(rim, (128 * 4, 120 * 4), (106 * 4, 56 * 4), 0, 20, 160, 255, 8, cv2.LINE_AA)
+    rim = cv2.resize(rim, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    soft = cv2.GaussianBlur(rim, (0, 0), 1.2)
+    img += 0.25 * soft[..., None] / max(float(soft.max()), 1e-6)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+@pytest.mark.xfail(strict=True, reason="issue #11: two close parallel scratches joined into one straight "
+                   "component count each other as texture (density_max); open")
+def test_close_parallel_scratches_are_found():
+    """Two long scratches 5-20 px apart converging down the picture (the pair in the coffee demo scan)."""
+    img = scene(h=400, w=256, seed=13)
+    truth = draw_line(img, (90, 42), (70, 384), 0.3, width=1) | draw_line(img, (110, 56), (80, 346), 0.25, width=1)
+    masks = R.damage_mask(img, CFG)
+    assert recall(truth, masks["scratch"]) >= 0.8
+
+
+def test_bright_elliptical_rim_along_an_outline_is_left_alone():
+    """The soft highlight along a saucer's lower outline is part of the picture, not a scratch."""
+    masks = R.damage_mask(saucer(), CFG)
+    assert masks["scratch"].mean() < 0.002
