@@ -30,13 +30,11 @@ import math
 import re
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from photoarchive.imageio import write_atomic
+from photoarchive.settings import schema_property
 
 DEFAULT_PATH = "results/decisions.json"
 DECISIONS = ("accept", "reject", "retune")
@@ -58,7 +56,6 @@ OVERRIDE_COLUMNS: dict[str, tuple[str, ...]] = {
     "restore_degradation_scale": ("restore", "degradation_scale"),
     **{f"restore_weight_{r}": ("restore", "region_weights", r) for r in REGIONS},
 }
-SCHEMA_FILE = Path(__file__).resolve().parents[1] / "config.schema.yaml"
 MAX_NOTE_CHARS = 2000
 MAX_REVIEWER_CHARS = 100
 _PHOTO_ID = re.compile(r"^[A-Za-z0-9._-]+-[0-9a-f]{8}$")
@@ -68,19 +65,11 @@ class DecisionError(ValueError):
     """A decision (or the decisions file) that cannot be used; the message says which and why."""
 
 
-@cache
-def _schema() -> dict:
-    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
-
-
 def override_spec(column: str) -> dict:
     """The schema property of an override column: type, bounds, enum, default."""
     if column not in OVERRIDE_COLUMNS:
         raise DecisionError(f"unknown override {column!r}; known: {', '.join(OVERRIDE_COLUMNS)}")
-    node = _schema()
-    for part in OVERRIDE_COLUMNS[column]:
-        node = node["properties"][part]
-    return node
+    return schema_property(*OVERRIDE_COLUMNS[column])
 
 
 def _check_value(column: str, value: Any) -> Any:

@@ -46,6 +46,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from photoarchive import decisions as dec
 from photoarchive.imageio import read_scan, thumbnail_jpeg
+from photoarchive.settings import SCHEMA_FILE
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +296,7 @@ def load_config(path: Path | None) -> dict:
             break
     else:
         config = {}
-    validate(config, str(dec.SCHEMA_FILE))
+    validate(config, str(SCHEMA_FILE))
     return config
 
 

@@ -39,13 +39,18 @@ def _defaults(node: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def schema_property(*path: str) -> dict[str, Any]:
+    """The schema's node for a config key (type, bounds, enum, default), e.g. ``("restore", "strength")``."""
+    node = _schema()
+    for key in path:
+        node = _resolve(node["properties"][key])
+    return node
+
+
 def schema_defaults(*section: str) -> dict[str, Any]:
     """The defaults the schema gives a config section, nested sections filled in (a fresh copy).
 
     ``schema_defaults("restore", "paste")`` is what ``config["restore"]["paste"]`` holds when config.yaml
     leaves it out: the same values ``snakemake.utils.validate`` fills in.
     """
-    node = _schema()
-    for key in section:
-        node = _resolve(node["properties"][key])
-    return copy.deepcopy(_defaults(node))
+    return copy.deepcopy(_defaults(schema_property(*section)))
