@@ -1,5 +1,6 @@
 # photoarchive: every scan of an archive through
-#   ingest → dedup → stamp → faces → repair → enhance → matting → restore (GPU, batched) → QA → publish.
+#   ingest → dedup → stamp → faces → repair → enhance → matting → restore (GPU) → QA → publish,
+#   one job per batch of photos in every stage (photoarchive/stages.py).
 # Run:  snakemake --cores 8 --resources gpu=1        (see README.md)
 
 from snakemake.utils import min_version
@@ -14,13 +15,10 @@ report: "report/workflow.rst"
 
 
 wildcard_constraints:
-    photo=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
     archive=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
     source=r"[A-Za-z0-9._-]+-[0-9a-f]{8}",
-    batch=r"b\d{4}",
-    chunk=r"c\d{4}",
-    status="processed|review|rejected",
-    ext="jpg|png|tif",
+    batch=r"b\d{4}\d*",
+    chunk=r"c\d{4}\d*",
 
 
 include: "rules/common.smk"
@@ -38,14 +36,13 @@ include: "rules/report.smk"
 include: "rules/package.smk"
 
 
-# The ingest chunk lists tie a chunk's ingest jobs into one cluster job; nothing reads them, so
-# they are targets, not inputs (a new chunk size then re-runs nothing).
+# Every stage runs one job per batch of photos (photoarchive/stages.py); the batch tables lead to the
+# manifest, and `finished` fails the run when a photo failed in a stage (the next run retries it alone).
 rule all:
     input:
         "results/manifest.csv",
-        expand("results/ingest/chunks/{chunk}.txt", chunk=sorted(INGEST_CHUNKS)),
         "results/report.html",
-        published_files,  # targets too: a deleted published file is made again
+        "results/finished.txt",
     default_target: True
 
 
@@ -53,17 +50,16 @@ rule all:
 rule ingest_only:
     input:
         "results/dedup/dedup.tsv",
-        expand("results/ingest/chunks/{chunk}.txt", chunk=sorted(INGEST_CHUNKS)),
 
 
 rule enhance_only:
     input:
-        lambda wc: expand("results/enhance/{photo}.png", photo=unique_photos()),
+        batch_tables("enhance"),
 
 
 rule faces_only:
     input:
-        lambda wc: expand("results/restore/{batch}", batch=restore_batches()),
+        batch_tables("restore"),
 
 
 onerror:

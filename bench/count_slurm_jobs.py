@@ -84,7 +84,7 @@ def batch_size(profile: bool) -> int:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     if profile:
         config["scheduling"].update(yaml.safe_load((PROFILE / "workflow-config.yaml").read_text())["scheduling"])
-    return config["scheduling"]["restore_batch_size"]
+    return config["scheduling"]["batch_size"]
 
 
 def write(path: Path, text: str, mtime: float) -> None:

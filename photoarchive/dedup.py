@@ -5,6 +5,7 @@ Nothing here deletes or moves a file: duplicates are only listed.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ class DedupRow:
     status: str  # "unique" | "duplicate" | "failed"
     duplicate_of: str = ""  # canonical photo_id of the group
     reason: str = ""
-    batch: str = ""  # restore batch of a unique photo
+    batch: str = ""  # batch of a unique photo (the unit of work of every later stage)
+    pixels: int = 0  # width × height of a unique photo (sizes its jobs' memory)
 
 
 def hamming(a: str, b: str) -> int:
@@ -242,17 +244,15 @@ def _duplicate_reason(grouping: _Grouping, members: list[int], position: dict[in
             f"≤ {max_distance}), which is in the group of {canonical.source}, the canonical")
 
 
-def assign_batches(unique_ids: list[str], previous: dict[str, str], batch_size: int) -> dict[str, str]:
-    """Restore batches that stay put as the archive grows.
+def assign_batches(unique_ids: list[str], batch_size: int) -> dict[str, str]:
+    """Batches of about `batch_size` photos, from each photo id's hash alone (no state to keep).
 
-    Photos keep the batch they had in `previous`; new photos go into new batches only, so adding
-    a scan never changes the membership (and so never re-runs) an existing batch.
+    There are 2^k batches, k the smallest with 2^k × batch_size ≥ the number of photos; a photo's batch is
+    its hash modulo 2^k. A new photo joins an existing batch (whose other photos are then skipped as
+    done); the batches split in two only when the archive doubles.
     """
-    kept = {pid: previous[pid] for pid in unique_ids if pid in previous}
-    new = sorted(pid for pid in unique_ids if pid not in previous)
-    used = [int(b[1:]) for b in set(previous.values()) if b[1:].isdigit()]
-    start = max(used, default=-1) + 1
-    for k in range(math.ceil(len(new) / batch_size)):
-        for pid in new[k * batch_size:(k + 1) * batch_size]:
-            kept[pid] = f"b{start + k:04d}"
-    return kept
+    if not unique_ids:
+        return {}
+    count = 1 << max(0, math.ceil(math.log2(len(unique_ids) / batch_size)))
+    return {pid: f"b{int(hashlib.sha256(pid.encode('utf-8')).hexdigest()[:12], 16) % count:04d}"
+            for pid in unique_ids}

@@ -13,7 +13,7 @@ import unicodedata
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path, PurePosixPath
 
 import imagehash
@@ -321,7 +321,8 @@ class IngestRecord:
     def from_json(cls, text: str) -> IngestRecord:
         data = json.loads(text)
         data["notes"] = tuple(data.get("notes", ()))
-        return cls(**data)
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})  # not the stage runner's "key"
 
 
 def inspect_file(source: Source, path: Path | None, max_pixels: int, max_file_mb: float,

@@ -17,6 +17,7 @@ from pathlib import Path
 from photoarchive.decisions import decision_text, effective_status
 from photoarchive.imageio import write_atomic
 from photoarchive.ingest import Source
+from photoarchive.stages import PHOTO_CHAIN, STAGES, BatchRow, BatchTable, read_record
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,6 @@ class ManifestRow:
     decision: str = ""  # a reviewer's decision (accept, reject, retune) from the decisions file
 
 
-def _json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def _dedup_rows(results: Path) -> dict[str, dict]:
     table = results / "dedup" / "dedup.tsv"
     if not table.exists():
@@ -69,33 +63,30 @@ def _dedup_rows(results: Path) -> dict[str, dict]:
         return {r["photo_id"]: r for r in csv.DictReader(fh, delimiter="\t")}
 
 
-# (stage, output that proves it finished, log) in chain order, for a unique photo
-def _chain(results: Path, logs: Path, pid: str, batch: str) -> list[tuple[str, Path, Path]]:
-    return [
-        ("stamp", results / "stamp" / f"{pid}.png", logs / "stamp" / f"{pid}.log"),
-        ("face detection", results / "faces" / f"{pid}.json", logs / "detect_faces" / f"{pid}.log"),
-        ("repair", results / "repair" / f"{pid}.json", logs / "repair" / f"{pid}.log"),
-        ("enhance", results / "enhance" / f"{pid}.json", logs / "enhance" / f"{pid}.log"),
-        ("matting", results / "matting" / f"{pid}.json", logs / "matte" / f"{pid}.log"),
-        ("face restoration", results / "restore" / batch / f"{pid}.json",
-         logs / "restore_faces" / f"{batch}.log"),
-        ("QA", results / "qa" / f"{pid}.json", logs / "qa" / f"{pid}.log"),
-    ]
+RETRY = "re-run snakemake to retry"  # in the reason of a photo that failed in a stage (not for bad input)
 
 
-def finished_photos(results: Path, decisions: dict[str, dict] | None = None) -> dict[str, tuple[str, str]]:
-    """{photo_id: (status, restore batch)} of the unique photos whose whole chain finished: QA's status,
-    or the reviewer's (`decisions`, see photoarchive.decisions)."""
-    finished = {}
-    for pid, entry in _dedup_rows(results).items():
-        if entry["status"] != "unique":
-            continue
-        if not all(proof.exists() for _stage, proof, _log in _chain(results, Path("logs"), pid, entry["batch"])):
-            continue
-        status = (_json(results / "qa" / f"{pid}.json") or {}).get("status", "")
-        if status in ("processed", "review"):
-            finished[pid] = (effective_status(status, (decisions or {}).get(pid)), entry["batch"])
-    return finished
+def retryable(row: dict[str, str]) -> bool:
+    """A manifest row of a photo that failed in a stage, which the next run retries."""
+    return row["status"] == "failed" and RETRY in row["reason"]
+
+
+def _table_rows(results: Path, stage: str, batch: str) -> dict[str, BatchRow]:
+    try:
+        return {r.photo_id: r for r in BatchTable.read(STAGES[stage].table_path(results, batch)).rows}
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+
+
+def _first_missing(results: Path, logs: Path, pid: str, batch: str) -> tuple[str, str, Path] | None:
+    """(stage label, what its batch table says, log) of the first stage of a unique photo's chain (before
+    publishing) without a record, or None when the chain is complete."""
+    for stage in PHOTO_CHAIN[:-1]:
+        if not STAGES[stage].record_path(results, pid).exists():
+            row = _table_rows(results, stage, batch).get(pid)
+            said = row.reason if row is not None and row.status == "failed" else ""
+            return STAGES[stage].label, said, logs / stage / f"{batch}.log"
+    return None
 
 
 def manifest_rows(results: Path, sources: list[Source], published: dict[str, tuple[str, str]],
@@ -104,27 +95,27 @@ def manifest_rows(results: Path, sources: list[Source], published: dict[str, tup
     `decisions` (photoarchive.decisions.read_decisions) applied."""
     dedup = _dedup_rows(results)
     by_id = {s.photo_id: s for s in sources}
-    blockers = _batch_blockers(results, logs, dedup, by_id)
     rows = []
     for source in sorted(sources, key=lambda s: s.relpath):
         pid = source.photo_id
         row = ManifestRow(photo_id=pid, source=source.relpath)
-        record = _json(results / "ingest" / f"{pid}.json")
+        record = read_record(results, "ingest", pid)
         if record is None:
-            row.reason = "not checked yet: the ingest stage did not finish"
-            row.log = str(logs / "ingest" / f"{pid}.log")
+            row.reason = f"not checked yet: the ingest stage did not finish; {RETRY}"
+            row.log = str(logs / "ingest")
             rows.append(row)
             continue
         row.sha256 = record.get("sha256", "")
-        stamp_notes = (_json(results / "stamp" / f"{pid}.json") or {}).get("notes")
+        stamp_notes = (read_record(results, "stamp", pid) or {}).get("notes")
         row.notes = "; ".join(stamp_notes if stamp_notes is not None else record.get("notes", []))
         if record["status"] != "ok":
-            row.reason, row.log = record["reason"], str(logs / "ingest" / f"{pid}.log")
+            row.reason, row.log = record["reason"], str(logs / "ingest")
             rows.append(row)
             continue
         entry = dedup.get(pid)
         if entry is None:
-            row.reason, row.log = "not compared yet: the dedup stage did not finish", str(logs / "dedup" / "dedup.log")
+            row.reason = f"not compared yet: the dedup stage did not finish; {RETRY}"
+            row.log = str(logs / "dedup" / "dedup.log")
             rows.append(row)
             continue
         if entry["status"] == "duplicate":
@@ -133,49 +124,21 @@ def manifest_rows(results: Path, sources: list[Source], published: dict[str, tup
             row.duplicate_of = canonical.relpath if canonical else entry["duplicate_of"]
             rows.append(row)
             continue
-        _fill_unique(row, results, logs, entry["batch"], published.get(pid), blockers.get(entry["batch"], []),
-                     (decisions or {}).get(pid))
+        _fill_unique(row, results, logs, entry["batch"], published.get(pid), (decisions or {}).get(pid))
         rows.append(row)
     return rows
 
 
-def _first_missing(results: Path, logs: Path, pid: str, batch: str) -> tuple[str, Path] | None:
-    """(stage, log) of the first stage of a unique photo's chain that has not finished, or None."""
-    for stage, proof, log_file in _chain(results, logs, pid, batch):
-        if not proof.exists():
-            return stage, log_file
-    return None
-
-
-def _batch_blockers(results: Path, logs: Path, dedup: dict[str, dict], by_id: dict[str, Source],
-                    ) -> dict[str, list[tuple[str, str, Path]]]:
-    """{batch: [(photo id, source, log)]} of photos that stopped before face restoration.
-
-    Face restoration runs per batch, so such a photo holds back the other photos of its batch.
-    """
-    early = {"stamp", "repair", "enhance", "face detection", "matting"}
-    blockers: dict[str, list[tuple[str, str, Path]]] = {}
-    for pid, entry in dedup.items():
-        if entry["status"] != "unique":
-            continue
-        missing = _first_missing(results, logs, pid, entry["batch"])
-        if missing and missing[0] in early:
-            source = by_id[pid].relpath if pid in by_id else pid
-            blockers.setdefault(entry["batch"], []).append((pid, source, missing[1]))
-    return blockers
-
-
 def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
-                 published: tuple[str, str] | None, blockers: list[tuple[str, str, Path]] = (),
-                 decision: dict | None = None) -> None:
+                 published: tuple[str, str] | None, decision: dict | None = None) -> None:
     pid = row.photo_id
-    enhance = _json(results / "enhance" / f"{pid}.json") or {}
-    faces = _json(results / "faces" / f"{pid}.json") or {}
-    matting = _json(results / "matting" / f"{pid}.json") or {}
-    restore = _json(results / "restore" / batch / f"{pid}.json") or {}
-    verdict = _json(results / "qa" / f"{pid}.json") or {}
+    enhance = read_record(results, "enhance", pid) or {}
+    faces = read_record(results, "faces", pid) or {}
+    matting = read_record(results, "matting", pid) or {}
+    restore = read_record(results, "restore", pid) or {}
+    verdict = read_record(results, "qa", pid) or {}
     row.preset = enhance.get("preset", "")
-    row.damage = (_json(results / "repair" / f"{pid}.json") or {}).get("shares_text", "")
+    row.damage = (read_record(results, "repair", pid) or {}).get("shares_text", "")
     row.faces = str(len(faces["faces"])) if "faces" in faces else ""
     row.matting_backend = matting.get("backend", "")
     row.restore_backend = restore.get("backend", "")
@@ -185,15 +148,8 @@ def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
     _fill_faces(row, faces.get("faces", []), restore, verdict)
     missing = _first_missing(results, logs, pid, batch)
     if missing:
-        stage, log_file = missing
-        others = [(source, blocker_log) for blocker, source, blocker_log in blockers if blocker != pid]
-        if stage == "face restoration" and others and not (logs / "restore_faces" / f"{batch}.log").exists():
-            names = ", ".join(source for source, _ in others)
-            row.reason = (f"waiting for face restoration of batch {batch}, which could not start because "
-                          f"{names} (same batch) stopped earlier; re-run snakemake to retry")
-            row.log = str(others[0][1])
-            return
-        row.reason = f"stopped in {stage}: see {log_file}; re-run snakemake to retry this photo"
+        stage, said, log_file = missing
+        row.reason = f"stopped in {stage}{f' ({said})' if said else ''}: see {log_file}; {RETRY} this photo"
         row.log = str(log_file)
         return
     qa_status = verdict.get("status", "")
@@ -205,7 +161,7 @@ def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
     relname, ext = published
     out = results / status / f"{relname}_restored.{ext}"
     if not out.exists():
-        row.reason = f"not published yet: see {logs / 'publish'}; re-run snakemake"
+        row.reason = f"not published yet: see {logs / 'publish' / f'{batch}.log'}; {RETRY}"
         return
     row.status, row.output = status, str(out)
     row.reason = "; ".join(verdict.get("reasons", [])) or "all QA checks passed"

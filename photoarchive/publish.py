@@ -13,8 +13,8 @@ from pathlib import Path, PurePosixPath
 from photoarchive.decisions import XMP_TAGS
 from photoarchive.imageio import atomic_output, encode_image, load_working, write_atomic
 from photoarchive.ingest import Source
-from photoarchive.manifest import finished_photos
-from photoarchive.metadata import exiftool_session, stamp_conversion, write_review_tags
+from photoarchive.metadata import stamp_conversion, write_review_tags
+from photoarchive.stages import file_path
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,7 @@ def remove_stale(results_dir: Path, status: str, relname: str, ext: str) -> list
     for other in STATUSES:
         if other == status:
             continue
-        for name in (f"{relname}_restored.{ext}", f"{relname}_matte.png", f"{relname}_fg.png",
-                     f"{relname}_damage.png"):
-            stale = Path(results_dir) / other / name
+        for stale in published_paths(results_dir, other, relname, ext):
             if stale.exists():
                 stale.unlink()
                 removed.append(stale)
@@ -126,41 +124,26 @@ def publish_image(et, restored: Path, target: Path, jpeg_quality: int, verdict: 
             write_review_tags(et, tmp, rating, label)
 
 
-def publish_finished(results_dir: Path, published: dict[str, tuple[str, str]], jpeg_quality: int,
-                     decisions: dict[str, dict] | None = None) -> list[str]:
-    """Publish every photo whose chain finished (QA verdict written) but whose published files are missing.
+def published_paths(results_dir: Path, status: str, relname: str, ext: str) -> list[Path]:
+    """The four published files of a photo: restored image, matte, cut-out, damage mask."""
+    base = Path(results_dir) / status / relname
+    return [Path(f"{base}_restored.{ext}"), Path(f"{base}_matte.png"), Path(f"{base}_fg.png"),
+            Path(f"{base}_damage.png")]
 
-    For the end of a failed run: the photos that got through are published like the publish jobs
-    would have done it, so one failing photo does not hold back the others. Returns their photo ids.
-    """
+
+def publish_photo(et, results_dir: Path, photo: str, status: str, relname: str, ext: str, jpeg_quality: int,
+                  decision: dict | None = None) -> list[Path]:
+    """Publish one finished photo under `status`: the restored image in its scan's format (with QA's
+    verdict and a reviewer's `decision` in its history), its matte, cut-out and damage mask; copies left
+    in another status folder by an earlier verdict go. Returns the published files. `et`: an exiftool
+    session."""
     results_dir = Path(results_dir)
-    todo = []
-    decisions = decisions or {}
-    for pid, (status, batch) in sorted(finished_photos(results_dir, decisions).items()):
-        if pid not in published:
-            continue
-        relname, ext = published[pid]
-        base = results_dir / status / relname
-        targets = (Path(f"{base}_restored.{ext}"), Path(f"{base}_matte.png"), Path(f"{base}_fg.png"),
-                   Path(f"{base}_damage.png"))
-        if not all(t.exists() for t in targets):
-            todo.append((pid, status, batch, relname, ext, targets))
-    done: list[str] = []
-    if not todo:
-        return done
-    with exiftool_session() as et:
-        for pid, status, batch, relname, ext, (image, matte, foreground, damage) in todo:
-            try:
-                if not image.exists():
-                    verdict = json.loads((results_dir / "qa" / f"{pid}.json").read_text())
-                    publish_image(et, results_dir / "restore" / batch / f"{pid}.png", image, jpeg_quality, verdict,
-                                  decisions.get(pid))
-                copy_atomic(results_dir / "matting" / f"{pid}_matte.png", matte)
-                copy_atomic(results_dir / "matting" / f"{pid}_fg.png", foreground)
-                copy_atomic(results_dir / "repair" / f"{pid}_damage.png", damage)
-                remove_stale(results_dir, status, relname, ext)
-            except Exception as exc:  # one photo's problem must not stop the others
-                log.error("could not publish %s: %s", pid, exc)
-                continue
-            done.append(pid)
-    return done
+    image, matte, foreground, damage = targets = published_paths(results_dir, status, relname, ext)
+    verdict = json.loads(file_path(results_dir, "qa", photo).read_text(encoding="utf-8"))
+    publish_image(et, file_path(results_dir, "restore", photo), image, jpeg_quality, verdict, decision)
+    copy_atomic(file_path(results_dir, "matting", photo, 0), matte)
+    copy_atomic(file_path(results_dir, "matting", photo, 1), foreground)
+    copy_atomic(file_path(results_dir, "repair", photo, 1), damage)
+    for stale in remove_stale(results_dir, status, relname, ext):
+        log.info("removed %s left by an earlier run with another QA verdict", stale)
+    return targets

@@ -13,8 +13,9 @@ from photoarchive.decisions import DecisionError, effective_status, overrides_ro
 from photoarchive.ingest import archive_id, discover_sources, photo_id
 from photoarchive.manifest import write_manifest
 from photoarchive.metadata import read_metadata_csv
-from photoarchive.publish import publish_finished, published_names
+from photoarchive.publish import published_names
 from photoarchive.resources import memory_mb, runtime_minutes
+from photoarchive.stages import STAGES, retry_token
 
 
 validate(config, "../config.schema.yaml")
@@ -62,11 +63,9 @@ for problem in METADATA_PROBLEMS:
 for name in sorted(set(METADATA_ROWS) - {s.relpath for s in SOURCES.values()}):
     logger.warning(f"metadata.csv names {name!r}, which is not in {INPUT_DIR}; row ignored")
 PUBLISHED = published_names(SOURCES.values())
-# Ingest chunks: the input files in sorted order, scheduling.ingest_chunk_size at a time. A cluster runs a chunk
-# as one job (rule ingest_chunk ties its records together); a local run does not see them.
+# Ingest chunks: the input files in sorted order, scheduling.ingest_chunk_size at a time, one ingest job each.
 _SIZE = config["scheduling"]["ingest_chunk_size"]
 INGEST_CHUNKS = {f"c{k // _SIZE:04d}": sorted(SOURCES)[k:k + _SIZE] for k in range(0, len(SOURCES), _SIZE)}
-PHOTO_OF_RELNAME = {relname: pid for pid, (relname, _ext) in PUBLISHED.items()}
 # Review decisions (python -m photoarchive.review): accept/reject move a photo, retune overrides its controls.
 DECISIONS_FILE = config["review"]["decisions"]
 try:
@@ -90,43 +89,55 @@ def source_stamp(wildcards):
 
 
 def photo_pixels(photo):
-    """The photo's pixel count from its ingest record; 0 before ingest has run."""
+    """The photo's pixel count from the dedup table; 0 before dedup has run."""
     try:
-        record = json.loads(Path(f"results/ingest/{photo}.json").read_text())
-        return record["width"] * record["height"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return dedup_batches().pixels.get(photo, 0)
+    except Exception:  # the checkpoint has not run yet
         return 0
 
 
-def photo_mem_mb(bytes_per_pixel, floor_mb):
-    """A resources function: memory for one photo from its pixel count, doubled on each retry.
+def batch_mem_mb(bytes_per_pixel, floor_mb):
+    """A resources function of a batch rule: memory for the batch's largest photo (photos are worked on
+    one at a time), doubled on each retry.
 
     The bytes per pixel of each rule are measured with bench/bench_memory.py (peak RSS of the stage on a
     108 MP JPEG and a 48 MP 16-bit TIFF, less the interpreter), plus a margin.
     """
-    return lambda wildcards, attempt: memory_mb(photo_pixels(wildcards.photo), bytes_per_pixel, floor_mb, attempt)
-
-
-def published_mem_mb(bytes_per_pixel, floor_mb):
-    """`photo_mem_mb` for the publish rules, whose wildcards name the published file, not the photo."""
     return lambda wildcards, attempt: memory_mb(
-        photo_pixels(PHOTO_OF_RELNAME[wildcards.relname]), bytes_per_pixel, floor_mb, attempt
-    )
+        max(map(photo_pixels, batch_members(wildcards)), default=0), bytes_per_pixel, floor_mb, attempt)
 
 
-def photo_runtime(minutes_per_megapixel, floor_minutes=1):
-    """A resources function: wall time (minutes, for cluster executors) for one photo from its pixel
-    count, doubled on each retry."""
+def batch_runtime(minutes_per_megapixel, floor_minutes=1):
+    """A resources function: wall time (minutes, for cluster executors) of a batch from its pixel count,
+    doubled on each retry."""
     return lambda wildcards, attempt: runtime_minutes(
-        photo_pixels(wildcards.photo), minutes_per_megapixel, floor_minutes, attempt
-    )
+        sum(map(photo_pixels, batch_members(wildcards))), minutes_per_megapixel, floor_minutes, attempt)
 
 
-def source_of(wildcards):
-    """Input of ingest/stamp: the scan itself, or the unpack folder of the ZIP holding it."""
-    source = SOURCES[wildcards.photo]
+def retry(wildcards, output):
+    """A params value of every batch rule: changes while its table lists a failed photo or misses a file
+    (the next run retries just those; photoarchive.stages.retry_token)."""
+    return retry_token(Path(output.table), Path("results"))
+
+
+def stage_log(stage):
+    return f"logs/{stage}/{{batch}}.log"
+
+
+def stage_table(stage):
+    """The batch table of a stage: a batch rule's output, the next stage's input."""
+    return f"results/{stage}/batches/{{batch}}.json"
+
+
+def sources_of(photos):
+    """Inputs of a batch of photos (ingest, stamp): their scans and the unpack folders of their ZIPs."""
+    return sorted({path for photo in photos for path in ([source_of_photo(photo)] if source_of_photo(photo) else [])})
+
+
+def source_of_photo(photo):
+    source = SOURCES[photo]
     if source.refusal:
-        return []  # refused by its name alone (not valid UTF-8): never handed to Snakemake
+        return ""
     if source.archive:
         return f"results/unpacked/{archive_id(source.archive)}"
     return input_file(source.relpath)
@@ -137,19 +148,15 @@ def catalogue_row(photo):
     return METADATA_ROWS.get(SOURCES[photo].relpath, {})
 
 
-def metadata_row(wildcards):
-    """A params value: editing one catalogue row re-stamps that photo alone."""
-    return catalogue_row(wildcards.photo)
-
-
 def tuned_row(photo, stage):
     """The photo's catalogue row with a reviewer's retune overrides for `stage` merged over it."""
     return {**catalogue_row(photo), **overrides_row(DECISIONS.get(photo), stage)}
 
 
-def tuned_metadata_row(stage):
-    """A params function of a per-photo stage: a retune of that stage's controls re-runs that photo alone."""
-    return lambda wildcards: tuned_row(wildcards.photo, stage)
+def tuned_rows(stage):
+    """A params function of a batch rule: each photo's catalogue row with its retune overrides for `stage`
+    (a photo's key includes its row, so a retune redoes that photo alone)."""
+    return lambda wildcards: {photo: tuned_row(photo, stage) for photo in batch_members(wildcards)}
 
 
 def decisions_input(wildcards):
@@ -157,10 +164,10 @@ def decisions_input(wildcards):
     return [DECISIONS_FILE] if Path(DECISIONS_FILE).is_file() else []
 
 
-def review_decision(wildcards):
-    """A params value of publish: the reviewer's decision on the photo behind a published name."""
-    decision = DECISIONS.get(PHOTO_OF_RELNAME[wildcards.relname])
-    return {k: decision[k] for k in ("decision", "reviewer", "time")} if decision else {}
+def batch_decisions(wildcards):
+    """A params value of publish: the reviewers' decisions on a batch's photos (xmp:Rating and xmp:Label)."""
+    return {photo: {k: DECISIONS[photo][k] for k in ("decision", "reviewer", "time")}
+            for photo in batch_members(wildcards) if photo in DECISIONS}
 
 
 @functools.lru_cache(maxsize=4)
@@ -178,17 +185,19 @@ def checkpoint_table(checkpoint):
     return path, (info.st_size, info.st_mtime_ns)
 
 
-DedupIndex = namedtuple("DedupIndex", "unique members batch_of")  # sorted ids, {batch: ids}, {id: batch}
+# sorted ids, {batch: ids}, {id: batch}, {id: pixel count}
+DedupIndex = namedtuple("DedupIndex", "unique members batch_of pixels")
 
 
 @functools.lru_cache(maxsize=4)
 def dedup_index(path, version):
-    members, batch_of = {}, {}
+    members, batch_of, pixels = {}, {}, {}
     for row in read_table(path, version):
         if row["batch"]:  # only unique photos have a batch
             members.setdefault(row["batch"], []).append(row["photo_id"])
             batch_of[row["photo_id"]] = row["batch"]
-    return DedupIndex(sorted(batch_of), {b: sorted(ids) for b, ids in members.items()}, batch_of)
+            pixels[row["photo_id"]] = int(row.get("pixels") or 0)
+    return DedupIndex(sorted(batch_of), {b: sorted(ids) for b, ids in members.items()}, batch_of, pixels)
 
 
 def dedup_batches():
@@ -207,72 +216,13 @@ def batch_members(wildcards):
     return dedup_batches().members.get(wildcards.batch, [])
 
 
-def batch_catalogue_rows(wildcards):
-    """Catalogue rows of a batch (with retune overrides): they carry per-photo overrides of the restore controls."""
-    return {photo: tuned_row(photo, "restore") for photo in batch_members(wildcards)}
-
-
-def restore_dir(photo):
-    """The restore batch folder holding this photo's restored image."""
-    return f"results/restore/{dedup_batches().batch_of[photo]}"
-
-
-def restore_batch_of(wildcards):
-    return restore_dir(wildcards.photo)
-
-
-def publish_inputs(wildcards):
-    """What publish copies for the photo behind a published name."""
-    photo = PHOTO_OF_RELNAME[wildcards.relname]
-    return {
-        "verdict": f"results/qa/{photo}.json",
-        "restored": restore_dir(photo),
-        "matte": f"results/matting/{photo}_matte.png",
-        "foreground": f"results/matting/{photo}_fg.png",
-        "damage": f"results/repair/{photo}_damage.png",
-    }
-
-
-def triage_rows():
-    return read_table(*checkpoint_table(checkpoints.triage))
-
-
-def published_files(wildcards):
-    """Every file publish makes, under the status QA gave each photo."""
-    return published_files_of(triage_rows())
-
-
-def batch_published_files(wildcards):
-    """The files publish makes for the photos of one restore batch."""
-    members = set(batch_members(wildcards))
-    return published_files_of(row for row in triage_rows() if row["photo_id"] in members)
-
-
-def published_status(row):
-    """A triage row's status with the decisions file of this run applied: right even while the table is
-    the previous run's (the checkpoint re-runs because the decisions file changed, but the published
-    files are listed before it has)."""
-    qa_status = row.get("qa_status") or row["status"]
-    return effective_status(qa_status, DECISIONS.get(row["photo_id"]))
-
-
-def published_files_of(rows):
-    files = []
-    for row in rows:
-        relname, ext = PUBLISHED[row["photo_id"]]
-        base = f"results/{published_status(row)}/{relname}"
-        files += [f"{base}_restored.{ext}", f"{base}_matte.png", f"{base}_fg.png", f"{base}_damage.png"]
-    return files
+def batch_tables(stage):
+    """Input function: the tables of every batch of a stage (triage, manifest, report)."""
+    return lambda wildcards: expand(stage_table(stage), batch=restore_batches())
 
 
 def write_partial_manifest():
-    """After a failed run: publish every photo that finished, then account for every input."""
-    try:
-        done = publish_finished(Path("results"), PUBLISHED, config["publish"]["jpeg_quality"], DECISIONS)
-        if done:
-            logger.warning(f"published {len(done)} photo(s) that finished despite the failure")
-    except Exception as exc:  # the run already failed: report, don't mask the original error
-        logger.error(f"could not publish the finished photos: {exc}")
+    """After a failed run (a whole job failed, e.g. killed for memory): account for every input."""
     try:
         write_manifest(Path("results"), list(SOURCES.values()), PUBLISHED, Path("logs"), DECISIONS)
         logger.warning("results/manifest.csv and results/failed.txt written for this partial run")

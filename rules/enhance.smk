@@ -3,23 +3,25 @@
 
 rule enhance:
     input:
-        image="results/repair/{photo}.png",
+        repaired=stage_table("repair"),
     output:
-        image="results/enhance/{photo}.png",
-        record="results/enhance/{photo}.json",
+        table=stage_table("enhance"),
     log:
-        "logs/enhance/{photo}.log",
+        stage_log("enhance"),
     benchmark:
-        "benchmarks/enhance/{photo}.tsv"
+        "benchmarks/enhance/{batch}.tsv"
     params:
+        photos=batch_members,
         cfg=config["enhance"],
-        catalogue=tuned_metadata_row("enhance"),
+        catalogue=tuned_rows("enhance"),
+        fail_photos=config["debug"]["fail_photos"],
+        retry=retry,
     threads: 1
     resources:
         # one float image, enhanced band by band in place; 16-bit encode buffers: measured 16 B/pixel (8-bit
         # 108 MP) and 24 B/pixel (16-bit 48 MP) above the interpreter (bench/bench_memory.py)
-        mem_mb=photo_mem_mb(26, 1000),
-        runtime=photo_runtime(0.2),
+        mem_mb=batch_mem_mb(26, 1000),
+        runtime=batch_runtime(0.2),
     conda:
         "../envs/imaging.yaml"
     script:

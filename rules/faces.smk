@@ -3,20 +3,22 @@
 
 rule detect_faces:
     input:
-        image="results/stamp/{photo}.png",
+        stamped=stage_table("stamp"),
     output:
-        faces="results/faces/{photo}.json",
+        table=stage_table("faces"),
     log:
-        "logs/detect_faces/{photo}.log",
+        stage_log("faces"),
     benchmark:
-        "benchmarks/detect_faces/{photo}.tsv"
+        "benchmarks/faces/{batch}.tsv"
     params:
+        photos=batch_members,
         cfg=config["faces"],
         models_dir=config["models_dir"],
+        retry=retry,
     threads: 1
     resources:
-        mem_mb=photo_mem_mb(16, 1000),  # the photo; detection on a capped copy: measured 12 B/pixel at 108 MP
-        runtime=photo_runtime(0.05),
+        mem_mb=batch_mem_mb(16, 1000),  # the photo; detection on a capped copy: measured 12 B/pixel at 108 MP
+        runtime=batch_runtime(0.05),
     conda:
         "../envs/imaging.yaml"
     script:

@@ -1,4 +1,5 @@
-# Ingest: every input file gets a record (checked, hashed) — unreadable ones too, as "failed".
+# Ingest: every input file gets a record (checked, hashed), unreadable ones too ("failed"), one job per
+# chunk of files (scheduling.ingest_chunk_size).
 
 
 rule copy_source:
@@ -38,42 +39,25 @@ rule unpack_archive:
 
 rule ingest:
     input:
-        source_of,
+        lambda wc: sources_of(INGEST_CHUNKS[wc.chunk]),
     output:
-        record="results/ingest/{photo}.json",
+        table="results/ingest/batches/{chunk}.json",
     log:
-        "logs/ingest/{photo}.log",
+        "logs/ingest/{chunk}.log",
     benchmark:
-        "benchmarks/ingest/{photo}.tsv"
+        "benchmarks/ingest/{chunk}.tsv"
     params:
-        source=lambda wc: SOURCES[wc.photo],
+        sources=lambda wc: [SOURCES[photo] for photo in INGEST_CHUNKS[wc.chunk]],
+        inputs=lambda wc: {photo: source_of_photo(photo) for photo in INGEST_CHUNKS[wc.chunk]},
         max_pixels=config["ingest"]["max_pixels"],
         max_file_mb=config["ingest"]["max_file_mb"],
         hash_size=config["dedup"]["hash_size"],
+        retry=retry,
     threads: 1
     resources:
-        mem_mb=2000,  # one decoded scan in float32 (max_pixels bounds it)
-        runtime=2,  # minutes on a cluster: hash, decode check and pHash
+        mem_mb=2000,  # one decoded scan in float32 at a time (max_pixels bounds it)
+        runtime=lambda wc, attempt: attempt * (2 + len(INGEST_CHUNKS[wc.chunk]) // 30),  # hash, decode, pHash
     conda:
         "../envs/imaging.yaml"
     script:
         "../scripts/ingest.py"
-
-
-# A chunk's records, listed: it ties the chunk's ingest jobs together, so that the SLURM profile's
-# `intake` group submits a chunk as one job instead of one job per file.
-rule ingest_chunk:
-    input:
-        lambda wc: expand("results/ingest/{photo}.json", photo=INGEST_CHUNKS[wc.chunk]),
-    output:
-        "results/ingest/chunks/{chunk}.txt",
-    log:
-        "logs/ingest_chunk/{chunk}.log",
-    threads: 1
-    resources:
-        mem_mb=100,
-        runtime=1,
-    conda:
-        "../envs/imaging.yaml"
-    script:
-        "../scripts/list_inputs.py"

@@ -3,24 +3,24 @@
 
 rule matte:
     input:
-        image="results/enhance/{photo}.png",
-        faces="results/faces/{photo}.json",
+        enhanced=stage_table("enhance"),
+        faces=stage_table("faces"),
     output:
-        matte="results/matting/{photo}_matte.png",
-        foreground="results/matting/{photo}_fg.png",
-        record="results/matting/{photo}.json",
+        table=stage_table("matting"),
     log:
-        "logs/matte/{photo}.log",
+        stage_log("matting"),
     benchmark:
-        "benchmarks/matte/{photo}.tsv"
+        "benchmarks/matting/{batch}.tsv"
     params:
+        photos=batch_members,
         cfg=config["matting"],
         models_dir=config["models_dir"],
+        retry=retry,
     threads: 1
     resources:
         # photo, alpha and foreground in float: measured 29 B/pixel (8-bit 108 MP), 30 (16-bit 48 MP)
-        mem_mb=photo_mem_mb(34, 1500),
-        runtime=photo_runtime(0.2),
+        mem_mb=batch_mem_mb(34, 1500),
+        runtime=batch_runtime(0.2),
     conda:
         "../envs/matting.yaml"
     script:

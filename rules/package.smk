@@ -5,7 +5,7 @@
 rule package:
     input:
         manifest="results/manifest.csv",
-        published=published_files,
+        published=batch_tables("publish"),
         originals=package_originals,
         decisions=lambda wc: [config["package"]["decisions"]] if config["package"]["decisions"] else decisions_input(wc),
     output:

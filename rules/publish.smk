@@ -1,77 +1,44 @@
-# Publish: copy (never move) each finished photo into results/processed, results/review or (rejected by a
-# reviewer) results/rejected,
-# keeping the input's folders; then the manifest that accounts for every input file.
+# Publish: copy (never move) each finished photo of a batch into results/processed, results/review or
+# (rejected by a reviewer) results/rejected, keeping the input's folders, with its matte, cut-out and
+# damage mask; then the manifest that accounts for every input file.
 
 
 rule publish:
     input:
-        unpack(publish_inputs),
+        verdicts=stage_table("qa"),
+        restored=stage_table("restore"),
+        matting=stage_table("matting"),
+        repaired=stage_table("repair"),
+        decisions=decisions_input,
     output:
-        restored="results/{status}/{relname}_restored.{ext}",
+        table=stage_table("publish"),
     log:
-        "logs/publish/{status}/{relname}.{ext}.log",
+        stage_log("publish"),
     benchmark:
-        "benchmarks/publish/{status}/{relname}.{ext}.tsv"
+        "benchmarks/publish/{batch}.tsv"
     params:
-        photo=lambda wc: PHOTO_OF_RELNAME[wc.relname],
+        photos=batch_members,
+        published=lambda wc: {photo: PUBLISHED[photo] for photo in batch_members(wc)},
         jpeg_quality=config["publish"]["jpeg_quality"],
-        decision=review_decision,  # xmp:Rating and xmp:Label; a new decision re-publishes the photo
+        decisions=batch_decisions,  # xmp:Rating and xmp:Label; a new decision re-publishes the photo
+        retry=retry,  # a published file deleted by hand is published again
     threads: 1
     resources:
         # the restored photo in float and its encoding: measured 13 B/pixel (8-bit 108 MP), 26 (16-bit 48 MP)
-        mem_mb=published_mem_mb(28, 1000),
-        runtime=2,
+        mem_mb=batch_mem_mb(28, 1000),
+        runtime=batch_runtime(0.05),
     conda:
         "../envs/metadata.yaml"
     script:
         "../scripts/publish.py"
 
 
-rule publish_matte:
-    input:
-        unpack(publish_inputs),
-    output:
-        matte="results/{status}/{relname}_matte.png",
-        foreground="results/{status}/{relname}_fg.png",
-        damage="results/{status}/{relname}_damage.png",
-    log:
-        "logs/publish_matte/{status}/{relname}.log",
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=2,
-    conda:
-        "../envs/imaging.yaml"
-    script:
-        "../scripts/publish_matte.py"
-
-
-# A batch's published files, listed: it ties the batch's publish jobs together, so that the SLURM
-# profile's `publish` group submits a batch as one job instead of two jobs per photo.
-rule publish_batch:
-    input:
-        batch_published_files,
-    output:
-        "results/publish/{batch}.txt",
-    log:
-        "logs/publish_batch/{batch}.log",
-    threads: 1
-    resources:
-        mem_mb=100,
-        runtime=1,
-    conda:
-        "../envs/imaging.yaml"
-    script:
-        "../scripts/list_inputs.py"
-
-
 rule manifest:
     input:
-        records=expand("results/ingest/{photo}.json", photo=sorted(SOURCES)),
+        ingest=expand("results/ingest/batches/{chunk}.json", chunk=sorted(INGEST_CHUNKS)),
         dedup="results/dedup/dedup.tsv",
         triage="results/qa/triage.tsv",
-        published=published_files,
-        batches=lambda wc: expand("results/publish/{batch}.txt", batch=restore_batches()),
+        published=batch_tables("publish"),
         decisions=decisions_input,
     output:
         manifest=report("results/manifest.csv", caption="../report/manifest.rst", category="Results"),
@@ -89,3 +56,21 @@ rule manifest:
     script:
         "../scripts/manifest.py"
 
+
+# The end of a run: fails it (after everything else is written) when a photo failed in a stage, so that
+# scripts and schedulers notice; the next run retries those photos alone.
+rule finished:
+    input:
+        manifest="results/manifest.csv",
+        failed="results/failed.txt",
+    output:
+        "results/finished.txt",
+    log:
+        "logs/finished.log",
+    threads: 1
+    resources:
+        mem_mb=200,
+    conda:
+        "../envs/imaging.yaml"
+    script:
+        "../scripts/finished.py"

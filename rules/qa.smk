@@ -4,35 +4,36 @@
 
 rule qa:
     input:
-        original="results/stamp/{photo}.png",
-        enhanced="results/enhance/{photo}.png",
-        enhance_record="results/enhance/{photo}.json",
-        faces="results/faces/{photo}.json",
-        matting="results/matting/{photo}.json",
-        restored=restore_batch_of,
+        stamped=stage_table("stamp"),
+        enhanced=stage_table("enhance"),
+        faces=stage_table("faces"),
+        matting=stage_table("matting"),
+        restored=stage_table("restore"),
     output:
-        verdict="results/qa/{photo}.json",
+        table=stage_table("qa"),
     log:
-        "logs/qa/{photo}.log",
+        stage_log("qa"),
     benchmark:
-        "benchmarks/qa/{photo}.tsv"
+        "benchmarks/qa/{batch}.tsv"
     params:
+        photos=batch_members,
         cfg=config["qa"],
         identity=config["restore"]["identity"],
         min_face_px=config["faces"]["min_face_px"],
+        retry=retry,
     threads: 1
     resources:
-        mem_mb=photo_mem_mb(30, 1000),  # original and restored photo in float: measured 26 B/pixel at 108 MP
-        runtime=photo_runtime(0.05),
+        mem_mb=batch_mem_mb(30, 1000),  # original and restored photo in float: measured 26 B/pixel at 108 MP
+        runtime=batch_runtime(0.05),
     conda:
         "../envs/imaging.yaml"
     script:
         "../scripts/qa.py"
 
 
-checkpoint triage:
+rule triage:
     input:
-        verdicts=lambda wc: expand("results/qa/{photo}.json", photo=unique_photos()),
+        tables=batch_tables("qa"),
         decisions=decisions_input,
     output:
         table=report("results/qa/triage.tsv", caption="../report/triage.rst", category="Results"),

@@ -3,23 +3,23 @@
 
 rule repair:
     input:
-        image="results/stamp/{photo}.png",
-        faces="results/faces/{photo}.json",
+        stamped=stage_table("stamp"),
+        faces=stage_table("faces"),
     output:
-        image="results/repair/{photo}.png",
-        damage="results/repair/{photo}_damage.png",
-        record="results/repair/{photo}.json",
+        table=stage_table("repair"),
     log:
-        "logs/repair/{photo}.log",
+        stage_log("repair"),
     benchmark:
-        "benchmarks/repair/{photo}.tsv"
+        "benchmarks/repair/{batch}.tsv"
     params:
+        photos=batch_members,
         cfg=config["repair"],
-        catalogue=tuned_metadata_row("repair"),
+        catalogue=tuned_rows("repair"),
+        retry=retry,
     threads: 1
     resources:
-        mem_mb=photo_mem_mb(100, 1000),  # float copies, z-maps and masks of a strip, the image twice: ~100 B/pixel
-        runtime=photo_runtime(0.1),
+        mem_mb=batch_mem_mb(100, 1000),  # float copies, z-maps and masks of a strip, the image twice: ~100 B/pixel
+        runtime=batch_runtime(0.1),
     conda:
         "../envs/imaging.yaml"
     script:

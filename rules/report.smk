@@ -4,8 +4,8 @@
 
 rule thumbnails:
     input:
-        restored="results/restore/{batch}",
-        scans=lambda wc: expand("results/stamp/{photo}.png", photo=batch_members(wc)),
+        stamped=stage_table("stamp"),
+        restored=stage_table("restore"),
     output:
         # <photo>_before.jpg (stamped scan) and <photo>_after.jpg (restored image): the review app
         # reads these names too
@@ -33,9 +33,9 @@ rule report:
     input:
         manifest="results/manifest.csv",
         thumbs=lambda wc: expand("results/thumbs/{batch}", batch=restore_batches()),
-        # linked with their sizes
-        published=published_files,
-        verdicts=lambda wc: expand("results/qa/{photo}.json", photo=unique_photos()),
+        # the published files are linked with their sizes; each QA verdict is read
+        published=batch_tables("publish"),
+        verdicts=batch_tables("qa"),
     output:
         report="results/report.html",
         data=directory("results/report-data"),

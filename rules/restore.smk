@@ -1,31 +1,29 @@
-# Restore faces: one job per batch of photos loads the model once; a photo that fails is recorded
-# for QA and does not fail its batch.
+# Restore faces: one job per batch of photos loads the model once (and not at all when every photo of
+# the batch is already done); a photo that fails is recorded and does not fail its batch.
 
 
 rule restore_faces:
     input:
-        unpack(
-            lambda wc: {
-                "images": expand("results/enhance/{photo}.png", photo=batch_members(wc)),
-                "faces": expand("results/faces/{photo}.json", photo=batch_members(wc)),
-                "mattes": expand("results/matting/{photo}_matte.png", photo=batch_members(wc)),
-            }
-        ),
+        enhanced=stage_table("enhance"),
+        faces=stage_table("faces"),
+        mattes=stage_table("matting"),
     output:
-        directory("results/restore/{batch}"),
+        table=stage_table("restore"),
     log:
-        "logs/restore_faces/{batch}.log",
+        stage_log("restore"),
     benchmark:
-        "benchmarks/restore_faces/{batch}.tsv"
+        "benchmarks/restore/{batch}.tsv"
     params:
         photos=batch_members,
-        catalogue=batch_catalogue_rows,
+        catalogue=tuned_rows("restore"),
         cfg=config["restore"],
         models_dir=config["models_dir"],
+        retry=retry,
     threads: 2
     resources:
         gpu=1,
         mem_mb=8000,  # GPEN-1024 in fp32 on CPU plus one scan
+        runtime=batch_runtime(0.5, 5),
     conda:
         "../envs/torch.yaml"
     script:

@@ -4,24 +4,25 @@
 
 rule stamp:
     input:
-        source=source_of,
-        record="results/ingest/{photo}.json",
+        dedup="results/dedup/dedup.tsv",  # the batch's photos and their ingest records
+        sources=lambda wc: sources_of(batch_members(wc)),
     output:
-        image="results/stamp/{photo}.png",
-        notes="results/stamp/{photo}.json",
+        table=stage_table("stamp"),
     log:
-        "logs/stamp/{photo}.log",
+        stage_log("stamp"),
     benchmark:
-        "benchmarks/stamp/{photo}.tsv"
+        "benchmarks/stamp/{batch}.tsv"
     params:
-        source=lambda wc: SOURCES[wc.photo],
-        archival=metadata_row,
+        sources=lambda wc: {photo: SOURCES[photo] for photo in batch_members(wc)},
+        inputs=lambda wc: {photo: source_of_photo(photo) for photo in batch_members(wc)},
+        archival=lambda wc: {photo: catalogue_row(photo) for photo in batch_members(wc)},
         max_pixels=config["ingest"]["max_pixels"],
+        retry=retry,
     threads: 1
     resources:
         # decoded scan, float copy and encoder buffers: measured 16 B/pixel (8-bit 108 MP), 23 (16-bit 48 MP)
-        mem_mb=photo_mem_mb(24, 1000),
-        runtime=photo_runtime(0.05),
+        mem_mb=batch_mem_mb(24, 1000),
+        runtime=batch_runtime(0.05),
     conda:
         "../envs/metadata.yaml"
     script:

@@ -1,8 +1,7 @@
-"""Snakemake glue: duplicate groups over all ingest records, and stable restore batches."""
+"""Snakemake glue: duplicate groups over all ingest records, and the batches of the unique photos."""
 
 import csv
 import io
-import json
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -10,18 +9,28 @@ from photoarchive.dedup import DedupRow, assign_batches, dedup_table
 from photoarchive.imageio import write_atomic
 from photoarchive.ingest import IngestRecord
 from photoarchive.joblog import start_job
+from photoarchive.stages import STAGES, BatchTable
 
 log = start_job(snakemake.log[0])
-records = [IngestRecord.from_json(Path(p).read_text(encoding="utf-8")) for p in snakemake.input.records]
+results = Path(snakemake.output.table).parents[1]
+ingest = STAGES["ingest"]
+records = []
+for table in snakemake.input.tables:
+    for row in BatchTable.read(Path(table)).rows:
+        if row.status in ("done", "kept"):
+            text = ingest.record_path(results, row.photo_id).read_text(encoding="utf-8")
+            records.append(IngestRecord.from_json(text))
+        else:
+            log.warning("%s has no ingest record: %s", row.photo_id, row.reason)
 rows = dedup_table(records, snakemake.params.max_distance)
 
-state = Path(snakemake.params.batch_state)  # not an output: it must survive re-runs of this job
-previous = json.loads(state.read_text()) if state.exists() else {}
-# Scheduling, not a param: a new batch size groups new photos only, and re-runs nothing.
-batch_size = snakemake.config["scheduling"]["restore_batch_size"]
-batches = assign_batches([r.photo_id for r in rows if r.status == "unique"], previous, batch_size)
+# Scheduling, not a param: the batch size cuts the photos into jobs and changes no photo's result.
+batches = assign_batches([r.photo_id for r in rows if r.status == "unique"],
+                         snakemake.config["scheduling"]["batch_size"])
+pixels = {r.photo_id: (r.width or 0) * (r.height or 0) for r in records}
 for row in rows:
     row.batch = batches.get(row.photo_id, "")
+    row.pixels = pixels.get(row.photo_id, 0) if row.batch else 0
     log.info("%s: %s %s", row.photo_id, row.status, row.reason)
 
 buffer = io.StringIO()
@@ -30,4 +39,3 @@ writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(DedupRow)], d
 writer.writeheader()
 writer.writerows(asdict(r) for r in rows)
 write_atomic(Path(snakemake.output.table), buffer.getvalue().encode("utf-8"))
-write_atomic(state, json.dumps({**previous, **batches}, indent=1, sort_keys=True).encode())

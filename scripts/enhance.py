@@ -1,27 +1,40 @@
-"""Snakemake glue: enhance one photo and record the preset, why it was chosen, and its parameters."""
+"""Snakemake glue: enhance a batch of photos and record each one's preset, why it was chosen, and its
+parameters."""
 
-import json
 from pathlib import Path
 
 from photoarchive.enhance import catalogue_overrides, enhance
-from photoarchive.imageio import atomic_output, encode_image, load_working, write_atomic
+from photoarchive.imageio import atomic_output, encode_image, load_working
 from photoarchive.joblog import start_job
 from photoarchive.metadata import Provenance, exiftool_session, stamp_derivative
+from photoarchive.stages import file_path, run_batch
 
 log = start_job(snakemake.log[0], snakemake.threads)
-if snakemake.wildcards.photo in snakemake.config["debug"]["fail_photos"]:  # test hook, see config.yaml
-    raise RuntimeError("simulated crash: this photo is listed in the config's debug.fail_photos (a test hook)")
-master = Path(snakemake.input.image)
-pixels, depth = load_working(master)
-# overwrite: the master's pixels are enhanced in place (one float image of the scan, not two)
-enhanced, record = enhance(pixels, {**snakemake.params.cfg, **catalogue_overrides(snakemake.params.catalogue)},
-                           overwrite=True)
-del pixels
-for reason in record.get("reasons", []):
-    log.info(reason)
+results = Path(snakemake.output.table).parents[2]
+params = snakemake.params
 
-with exiftool_session() as et, atomic_output(Path(snakemake.output.image)) as tmp:
-    tmp.write_bytes(encode_image(enhanced, ".png", depth))
-    stamp_derivative(et, master, tmp, Provenance(stage="enhance", backend="classical",
-                                                 parameters=record.get("parameters", {})))
-write_atomic(Path(snakemake.output.record), json.dumps(record, indent=1, default=float).encode())
+
+def settings(photo):
+    return {**params.cfg, **catalogue_overrides(params.catalogue[photo])}
+
+
+def work(photo, key):
+    if photo in params.fail_photos:  # test hook, see config.yaml
+        raise RuntimeError("simulated crash: this photo is listed in the config's debug.fail_photos (a test hook)")
+    master = file_path(results, "repair", photo)
+    pixels, depth = load_working(master)
+    # overwrite: the master's pixels are enhanced in place (one float image of the scan, not two)
+    enhanced, record = enhance(pixels, settings(photo), overwrite=True)
+    del pixels
+    for reason in record.get("reasons", []):
+        log.info("%s: %s", photo, reason)
+    with atomic_output(file_path(results, "enhance", photo)) as tmp:
+        tmp.write_bytes(encode_image(enhanced, ".png", depth))
+        stamp_derivative(et, master, tmp, Provenance(stage="enhance", backend="classical",
+                                                     parameters=record.get("parameters", {})))
+    return record
+
+
+with exiftool_session() as et:
+    run_batch(results, "enhance", snakemake.wildcards.batch, params.photos, settings, work,
+              Path(snakemake.output.table), params.retry)

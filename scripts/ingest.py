@@ -1,18 +1,41 @@
-"""Snakemake glue: check one input file and write its record (failed files get a reason)."""
+"""Snakemake glue: check a chunk of input files and write their records (failed files get a reason)."""
 
+from dataclasses import asdict
 from pathlib import Path
 
-from photoarchive.imageio import write_atomic
 from photoarchive.ingest import inspect_file, locate_source
 from photoarchive.joblog import start_job
+from photoarchive.stages import run_batch
 
 log = start_job(snakemake.log[0])
-source = snakemake.params.source
-if source.refusal:  # refused by name alone (the rule then has no input)
-    path, refusal = None, source.refusal
-else:
-    path, refusal = locate_source(source, Path(snakemake.input[0]))
-record = inspect_file(source, path, snakemake.params.max_pixels, snakemake.params.max_file_mb,
-                      snakemake.params.hash_size, refusal=refusal)
-log.info("%s: %s %s", source.relpath, record.status, record.reason)
-write_atomic(Path(snakemake.output.record), record.to_json().encode("utf-8"))
+results = Path(snakemake.output.table).parents[2]
+params = snakemake.params
+sources = {source.photo_id: source for source in params.sources}
+located = {}
+
+
+def readable(photo):
+    """(path, why not) of the file behind a photo; refused by name alone: no input at all."""
+    if photo not in located:
+        source = sources[photo]
+        located[photo] = (None, source.refusal) if source.refusal else locate_source(source, Path(params.inputs[photo]))
+    return located[photo]
+
+
+def parameters(photo):
+    path, refusal = readable(photo)
+    info = path.stat() if path is not None else None
+    return {"source": sources[photo], "file": (info.st_size, info.st_mtime_ns) if info else refusal,
+            "limits": (params.max_pixels, params.max_file_mb, params.hash_size)}
+
+
+def work(photo, key):
+    path, refusal = readable(photo)
+    record = inspect_file(sources[photo], path, params.max_pixels, params.max_file_mb, params.hash_size,
+                          refusal=refusal)
+    log.info("%s: %s %s", sources[photo].relpath, record.status, record.reason)
+    return asdict(record)
+
+
+run_batch(results, "ingest", snakemake.wildcards.chunk, sorted(sources), parameters, work,
+          Path(snakemake.output.table), params.retry)

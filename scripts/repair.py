@@ -1,27 +1,40 @@
-"""Snakemake glue: repair one photo's damage; write the image, its damage mask and the record."""
+"""Snakemake glue: repair the damage of a batch of photos; write each image, its damage mask and record."""
 
-import json
 from pathlib import Path
 
 from photoarchive.imageio import atomic_output, encode_image, load_working, write_atomic
 from photoarchive.joblog import start_job
 from photoarchive.metadata import Provenance, exiftool_session, stamp_derivative
 from photoarchive.repair import apply_overrides, catalogue_overrides, label_image, repair
+from photoarchive.stages import file_path, read_record, run_batch
 
 log = start_job(snakemake.log[0], snakemake.threads)
-master = Path(snakemake.input.image)
-pixels, depth = load_working(master)
-cfg = apply_overrides(snakemake.params.cfg, catalogue_overrides(snakemake.params.catalogue))
-faces = None
-if cfg["protect_faces"]:  # inside a face only clear damage is repaired
-    faces = [face["box"] for face in json.loads(Path(snakemake.input.faces).read_text())["faces"]]
-    log.info("%d face(s) protected", len(faces))
-repaired, masks, record = repair(pixels, cfg, faces)
-log.info("repaired share of pixels: %s", record["shares_text"])
+results = Path(snakemake.output.table).parents[2]
+params = snakemake.params
 
-parameters = {**record["parameters"], "repaired": record["shares"]}
-with exiftool_session() as et, atomic_output(Path(snakemake.output.image)) as tmp:
-    tmp.write_bytes(encode_image(repaired, ".png", depth))
-    stamp_derivative(et, master, tmp, Provenance(stage="repair", backend="classical", parameters=parameters))
-write_atomic(Path(snakemake.output.damage), encode_image(label_image(masks), ".png", 8))
-write_atomic(Path(snakemake.output.record), json.dumps(record, indent=1, default=float).encode())
+
+def settings(photo):
+    return apply_overrides(params.cfg, catalogue_overrides(params.catalogue[photo]))
+
+
+def work(photo, key):
+    master = file_path(results, "stamp", photo)
+    pixels, depth = load_working(master)
+    cfg = settings(photo)
+    faces = None
+    if cfg["protect_faces"]:  # inside a face only clear damage is repaired
+        faces = [face["box"] for face in read_record(results, "faces", photo)["faces"]]
+        log.info("%s: %d face(s) protected", photo, len(faces))
+    repaired, masks, record = repair(pixels, cfg, faces)
+    log.info("%s: repaired share of pixels: %s", photo, record["shares_text"])
+    parameters = {**record["parameters"], "repaired": record["shares"]}
+    with atomic_output(file_path(results, "repair", photo)) as tmp:
+        tmp.write_bytes(encode_image(repaired, ".png", depth))
+        stamp_derivative(et, master, tmp, Provenance(stage="repair", backend="classical", parameters=parameters))
+    write_atomic(file_path(results, "repair", photo, 1), encode_image(label_image(masks), ".png", 8))
+    return record
+
+
+with exiftool_session() as et:
+    run_batch(results, "repair", snakemake.wildcards.batch, params.photos, settings, work,
+              Path(snakemake.output.table), params.retry)

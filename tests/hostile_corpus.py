@@ -38,7 +38,7 @@ HEIGHT, WIDTH = 48, 72
 # exceeds (the 12000×9000 case is tested on its own, with the default limit).
 CONFIG = {
     "ingest": {"max_pixels": 2_000_000, "zip": {"max_total_mb": 1, "max_ratio": 100}},
-    "scheduling": {"restore_batch_size": 8},
+    "scheduling": {"batch_size": 8},
 }
 
 # ICC profile embedded in some good scans; outputs must carry the same bytes.

@@ -46,7 +46,7 @@ from photoarchive.manifest import read_manifest
 POISONED = "b.jpg"
 BATCH_MATE = "a_face.jpg"  # shares restore batch b0000 with the poisoned photo
 OTHERS = ("c.png", "d.jpg")  # batch b0001
-SETTINGS = {"scheduling": {"restore_batch_size": 2}}
+SETTINGS = {"scheduling": {"batch_size": 2}}
 # imageio.atomic_output's names, and exiftool's own temporary file while it edits one of them
 TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part\.[a-z]+(_exiftool_tmp)?$")
 

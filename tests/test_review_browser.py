@@ -48,7 +48,7 @@ def archive(tmp_path_factory):
     work.mkdir()
     # one photo per restore batch, so the retune re-runs only its own batch (the batch limit is issue #12)
     settings = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
-    settings["scheduling"]["restore_batch_size"] = 1
+    settings["scheduling"]["batch_size"] = 1
     (root / "config.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     args = ("--configfile", str(root / "config.yaml"))
     config = {"input_dir": str(scans)}

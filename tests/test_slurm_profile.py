@@ -112,7 +112,7 @@ def test_profile_reads_cluster_sized_workflow_settings():
     assert Path(profile["configfile"]) == PROFILE.parent / "workflow-config.yaml"
     settings = yaml.safe_load(Path(profile["configfile"]).read_text())
     local = yaml.safe_load((REPO / "config.yaml").read_text())
-    assert settings["scheduling"]["restore_batch_size"] > local["scheduling"]["restore_batch_size"]
+    assert settings["scheduling"]["batch_size"] > local["scheduling"]["batch_size"]
 
 
 def profile_dry_run(workdir: Path, *configfiles: Path, config: str = f"input_dir={REPO / 'demo'}") -> str:

@@ -148,7 +148,7 @@ def test_second_run_does_nothing(demo_run):
 def test_scheduling_knobs_rerun_nothing(demo_run, tmp_path):
     """Batch and chunk sizes only cut the work into jobs: changing them re-runs no photo's job."""
     other = tmp_path / "scheduling.yaml"
-    other.write_text("scheduling:\n  restore_batch_size: 2\n  ingest_chunk_size: 3\n")
+    other.write_text("scheduling:\n  batch_size: 2\n  ingest_chunk_size: 3\n")
     # one --configfile option with both files: a second option would replace the first
     jobs = planned_jobs(demo_run["work"], "--configfile", str(REPO / "config.yaml"), str(other),
                         config=demo_run["config"])

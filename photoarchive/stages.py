@@ -1,0 +1,218 @@
+"""The stage contract: which files each stage leaves for a photo, the batch table that stands for them,
+and the runner that takes a batch of photos through one stage.
+
+Every per-photo stage runs as one job per batch of photos (an ingest chunk before dedup, a restore batch
+after it), so a model is loaded and a process started once per batch, not once per photo. Under results/:
+
+    <folder>/<photo>...               the stage's files for one photo; the last is its record (JSON)
+    <folder>/batches/<batch>.json     the batch table: one row per photo, the job's declared output
+
+A photo's record carries a key: the SHA-256 of the stage, the software version, the photo's parameters
+and the keys of the upstream records it was made from. The runner skips a photo whose record has the
+current key and whose files are all there, so a re-run job redoes only what changed or is missing. A
+photo that raises is logged and listed as failed in the table; its batch mates carry on and the job
+succeeds. `retry_token` (a params value of every batch rule) makes the next run retry the batch while
+it lists a failure or a listed file has gone, and is stable once it does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from photoarchive import __version__
+from photoarchive.imageio import write_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # folder under results/
+    label: str  # in words, for reasons
+    files: tuple[str, ...]  # per photo, relative to results/; "{photo}" filled in; the record last
+    upstream: tuple[str, ...] = ()  # stages whose records this stage reads (their keys enter this key)
+
+    def paths(self, results: Path, photo: str) -> list[Path]:
+        return [Path(results) / f.format(photo=photo) for f in self.files]
+
+    def record_path(self, results: Path, photo: str) -> Path:
+        return Path(results) / self.files[-1].format(photo=photo)
+
+    def table_path(self, results: Path, batch: str) -> Path:
+        return Path(results) / self.name / "batches" / f"{batch}.json"
+
+
+# In chain order. Rules, scripts, manifest, publish, report, review and package take paths from here.
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("ingest", "ingest", ("ingest/{photo}.json",)),
+    Stage("stamp", "stamp", ("stamp/{photo}.png", "stamp/{photo}.json"), ("ingest",)),
+    Stage("faces", "face detection", ("faces/{photo}.json",), ("stamp",)),
+    Stage("repair", "repair", ("repair/{photo}.png", "repair/{photo}_damage.png", "repair/{photo}.json"),
+          ("stamp", "faces")),
+    Stage("enhance", "enhance", ("enhance/{photo}.png", "enhance/{photo}.json"), ("repair",)),
+    Stage("matting", "matting", ("matting/{photo}_matte.png", "matting/{photo}_fg.png", "matting/{photo}.json"),
+          ("enhance", "faces")),
+    Stage("restore", "face restoration", ("restore/{photo}.png", "restore/{photo}.json"),
+          ("enhance", "faces", "matting")),
+    Stage("qa", "QA", ("qa/{photo}.json",), ("stamp", "enhance", "faces", "matting", "restore")),
+    # the published files themselves are listed in the record ("files"): their names depend on the status
+    Stage("publish", "publishing", ("publish/{photo}.json",), ("qa",)),
+)}
+# After dedup, in the order a unique photo goes through them
+PHOTO_CHAIN = ("stamp", "faces", "repair", "enhance", "matting", "restore", "qa", "publish")
+
+
+def file_path(results: Path, stage: str, photo: str, index: int = 0) -> Path:
+    """The stage's `index`-th file for a photo, e.g. ``file_path(results, "restore", pid)`` (the image)."""
+    return STAGES[stage].paths(results, photo)[index]
+
+
+def read_record(results: Path, stage: str, photo: str) -> dict | None:
+    """A photo's record of a stage, None when it has none (not run, failed, or unreadable)."""
+    try:
+        return json.loads(STAGES[stage].record_path(results, photo).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class UpstreamMissingError(Exception):
+    """An upstream record the photo needs is missing: it failed or has not run."""
+
+
+@dataclass
+class BatchRow:
+    photo_id: str
+    status: str  # done (made now), kept (made before, key unchanged), failed, waiting
+    reason: str = ""
+    key: str = ""
+    files: list[str] = field(default_factory=list)  # relative to results/
+
+
+@dataclass
+class BatchTable:
+    stage: str
+    batch: str
+    rows: list[BatchRow]
+    token: str  # unique to this writing of the table
+    retried: str  # the retry_token value the job was given (see retry_token)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, ensure_ascii=False)
+
+    @classmethod
+    def read(cls, path: Path) -> BatchTable:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(**{**data, "rows": [BatchRow(**r) for r in data["rows"]]})
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            counts[row.status] = counts.get(row.status, 0) + 1
+        return counts
+
+
+def photo_key(results: Path, stage: str, photo: str, parameters: Callable[[str], object]) -> str:
+    """The key of a photo's record: stage, version, its `parameters(photo)` and its upstream records' keys.
+
+    Raises UpstreamMissingError when an upstream record is missing (before `parameters` is called, so that it may read
+    them)."""
+    upstream = []
+    for name in STAGES[stage].upstream:
+        record = read_record(results, name, photo)
+        if record is None or "key" not in record:
+            raise UpstreamMissingError(f"waiting for {STAGES[name].label}")
+        upstream.append(record["key"])
+    text = json.dumps([stage, __version__, parameters(photo), upstream], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _relative(results: Path, paths: Iterable[Path]) -> list[str]:
+    return [os.path.relpath(p, results) for p in paths]
+
+
+def run_batch(results: Path, stage: str, batch: str, photos: Iterable[str],
+              parameters: Callable[[str], object], work: Callable[[str, str], dict],
+              table: Path, retried: str = "", upstream_reasons: dict[str, str] | None = None) -> BatchTable:
+    """Take a batch of photos through `stage`; write and return its table.
+
+    `parameters(photo)` is what, besides upstream records, decides the photo's result (it enters the key).
+    `work(photo, key)` writes the photo's files (atomically) and returns its record; the runner writes the
+    record last, with the key. A record may list more files in "files" (paths relative to the working
+    folder, e.g. published files). `upstream_reasons`: why an upstream stage failed, per photo, for the
+    waiting rows.
+    """
+    results = Path(results)
+    spec = STAGES[stage]
+    rows = []
+    photos = list(photos)
+    for n, photo in enumerate(photos, start=1):
+        try:
+            key = photo_key(results, stage, photo, parameters)
+        except UpstreamMissingError as waiting:
+            reason = str(waiting) + (f" ({upstream_reasons[photo]})" if upstream_reasons and photo in upstream_reasons
+                                     else "")
+            rows.append(BatchRow(photo, "waiting", reason))
+            log.warning("[%d/%d] %s: %s", n, len(photos), photo, reason)
+            continue
+        record = read_record(results, stage, photo)
+        files = spec.paths(results, photo)
+        if record is not None and record.get("key") == key:
+            extra = [results / f for f in record.get("files", [])]
+            if all(p.exists() for p in files + extra):
+                rows.append(BatchRow(photo, "kept", "unchanged since it was made", key,
+                                     _relative(results, files + extra)))
+                log.info("[%d/%d] %s: unchanged, kept", n, len(photos), photo)
+                continue
+        spec.record_path(results, photo).unlink(missing_ok=True)  # no stale record while the photo is redone
+        try:
+            record = work(photo, key)
+        except Exception as exc:  # one photo's failure is recorded; its batch mates carry on
+            log.exception("[%d/%d] %s: %s failed", n, len(photos), photo, spec.label)
+            rows.append(BatchRow(photo, "failed", f"{type(exc).__name__}: {exc}", key))
+            continue
+        record = {**record, "key": key}
+        write_atomic(spec.record_path(results, photo),
+                     json.dumps(record, indent=1, default=float, ensure_ascii=False).encode("utf-8"))
+        extra = [results / f for f in record.get("files", [])]
+        rows.append(BatchRow(photo, "done", "", key, _relative(results, files + extra)))
+        log.info("[%d/%d] %s: done", n, len(photos), photo)
+    result = BatchTable(stage, batch, rows, secrets.token_hex(8), retried)
+    write_atomic(Path(table), result.to_json().encode("utf-8"))
+    log.info("%s %s: %s", stage, batch, ", ".join(f"{v} {k}" for k, v in sorted(result.counts().items())))
+    return result
+
+
+def retry_token(table: Path, results: Path) -> str:
+    """A params value for a batch rule: the table's own token while it lists a failure or misses a
+    listed file (so the next run re-runs the batch, which redoes just those photos), else the value the
+    job was given when it wrote the table (so a finished batch is left alone)."""
+    try:
+        data = BatchTable.read(table)
+    except (OSError, ValueError, TypeError, KeyError):
+        return ""
+    results = Path(results)
+    for row in data.rows:
+        if row.status == "failed" or any(not (results / f).exists() for f in row.files):
+            return f"retry {data.token}"
+    return data.retried
+
+
+def failures(results: Path, stage: str, tables: Iterable[Path]) -> dict[str, str]:
+    """{photo: reason} of the photos a stage's tables list as failed or waiting."""
+    found = {}
+    for table in tables:
+        try:
+            data = BatchTable.read(table)
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        for row in data.rows:
+            if row.status in ("failed", "waiting"):
+                found[row.photo_id] = row.reason
+    return found
