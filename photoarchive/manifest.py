@@ -17,7 +17,7 @@ from pathlib import Path
 from photoarchive.decisions import decision_text, effective_status
 from photoarchive.imageio import write_atomic
 from photoarchive.ingest import Source
-from photoarchive.stages import PHOTO_CHAIN, STAGES, BatchRow, BatchTable, read_record
+from photoarchive.stages import PHOTO_CHAIN, STAGES, BatchRow, BatchTable, batch_index, read_record
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ def manifest_rows(results: Path, sources: list[Source], published: dict[str, tup
     `decisions` (photoarchive.decisions.read_decisions) applied."""
     dedup = _dedup_rows(results)
     by_id = {s.photo_id: s for s in sources}
+    chunks = batch_index(results, "ingest")
     rows = []
     for source in sorted(sources, key=lambda s: s.relpath):
         pid = source.photo_id
@@ -102,14 +103,15 @@ def manifest_rows(results: Path, sources: list[Source], published: dict[str, tup
         record = read_record(results, "ingest", pid)
         if record is None:
             row.reason = f"not checked yet: the ingest stage did not finish; {RETRY}"
-            row.log = str(logs / "ingest")
+            row.log = str(logs / "ingest" / f"{chunks[pid]}.log" if pid in chunks else logs / "ingest")
             rows.append(row)
             continue
         row.sha256 = record.get("sha256", "")
         stamp_notes = (read_record(results, "stamp", pid) or {}).get("notes")
         row.notes = "; ".join(stamp_notes if stamp_notes is not None else record.get("notes", []))
         if record["status"] != "ok":
-            row.reason, row.log = record["reason"], str(logs / "ingest")
+            row.reason = record["reason"]
+            row.log = str(logs / "ingest" / f"{chunks[pid]}.log" if pid in chunks else logs / "ingest")
             rows.append(row)
             continue
         entry = dedup.get(pid)

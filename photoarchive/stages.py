@@ -139,14 +139,13 @@ def _relative(results: Path, paths: Iterable[Path]) -> list[str]:
 
 def run_batch(results: Path, stage: str, batch: str, photos: Iterable[str],
               parameters: Callable[[str], object], work: Callable[[str, str], dict],
-              table: Path, retried: str = "", upstream_reasons: dict[str, str] | None = None) -> BatchTable:
+              table: Path, retried: str = "") -> BatchTable:
     """Take a batch of photos through `stage`; write and return its table.
 
     `parameters(photo)` is what, besides upstream records, decides the photo's result (it enters the key).
     `work(photo, key)` writes the photo's files (atomically) and returns its record; the runner writes the
     record last, with the key. A record may list more files in "files" (paths relative to the working
-    folder, e.g. published files). `upstream_reasons`: why an upstream stage failed, per photo, for the
-    waiting rows.
+    folder, e.g. published files).
     """
     results = Path(results)
     spec = STAGES[stage]
@@ -156,10 +155,8 @@ def run_batch(results: Path, stage: str, batch: str, photos: Iterable[str],
         try:
             key = photo_key(results, stage, photo, parameters)
         except UpstreamMissingError as waiting:
-            reason = str(waiting) + (f" ({upstream_reasons[photo]})" if upstream_reasons and photo in upstream_reasons
-                                     else "")
-            rows.append(BatchRow(photo, "waiting", reason))
-            log.warning("[%d/%d] %s: %s", n, len(photos), photo, reason)
+            rows.append(BatchRow(photo, "waiting", str(waiting)))
+            log.warning("[%d/%d] %s: %s", n, len(photos), photo, waiting)
             continue
         record = read_record(results, stage, photo)
         files = spec.paths(results, photo)
@@ -204,15 +201,12 @@ def retry_token(table: Path, results: Path) -> str:
     return data.retried
 
 
-def failures(results: Path, stage: str, tables: Iterable[Path]) -> dict[str, str]:
-    """{photo: reason} of the photos a stage's tables list as failed or waiting."""
-    found = {}
-    for table in tables:
+def batch_index(results: Path, stage: str) -> dict[str, str]:
+    """{photo: batch} from a stage's tables (ingest: the chunk of each input file)."""
+    index = {}
+    for table in sorted((Path(results) / stage / "batches").glob("*.json")):
         try:
-            data = BatchTable.read(table)
+            index.update((row.photo_id, table.stem) for row in BatchTable.read(table).rows)
         except (OSError, ValueError, TypeError, KeyError):
             continue
-        for row in data.rows:
-            if row.status in ("failed", "waiting"):
-                found[row.photo_id] = row.reason
-    return found
+    return index

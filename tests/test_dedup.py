@@ -242,29 +242,29 @@ def test_hash_words_and_sizes():
 # assign_batches
 
 
-def test_assign_batches_fresh():
-    ids = [f"p{i}" for i in range(5)]
-    batches = assign_batches(ids, {}, batch_size=2)
-    assert batches == {"p0": "b0000", "p1": "b0000", "p2": "b0001", "p3": "b0001", "p4": "b0002"}
+def test_assign_batches_sizes_and_names():
+    ids = [f"photo-{i:08x}" for i in range(100)]
+    batches = assign_batches(ids, batch_size=8)
+    assert set(batches) == set(ids)
+    names = sorted(set(batches.values()))
+    assert len(names) <= 16 and all(n.startswith("b") and len(n) == 5 for n in names)  # 2^4 ≥ 100/8
+    sizes = [list(batches.values()).count(n) for n in names]
+    assert sum(sizes) == 100 and max(sizes) <= 16  # about 8 each: hash buckets are not exact
+    assert assign_batches([], 8) == {} and set(assign_batches(ids[:5], 8).values()) == {"b0000"}
 
 
-def test_assign_batches_keeps_previous_and_opens_new_batches():
-    previous = {"a": "b0000", "b": "b0000", "c": "b0001", "gone": "b0001"}
-    unique = ["f", "a", "e", "b", "c", "d", "g"]
-    batches = assign_batches(unique, previous, batch_size=2)
-    assert set(batches) == set(unique)  # photos no longer unique are dropped
-    for pid in ("a", "b", "c"):
-        assert batches[pid] == previous[pid]
-    new = {pid: batches[pid] for pid in ("d", "e", "f", "g")}
-    # b0001 has room, but filling it would change an existing batch (and re-run it)
-    assert set(new.values()) == {"b0002", "b0003"}
-    assert [b for _, b in sorted(new.items())] == ["b0002", "b0002", "b0003", "b0003"]
-    sizes = {b: list(batches.values()).count(b) for b in set(batches.values())}
-    assert max(sizes.values()) <= 2
+def test_assign_batches_is_stable_as_the_archive_grows():
+    """A new photo joins an existing batch; the others stay where they were until the archive doubles."""
+    ids = [f"photo-{i:08x}" for i in range(100)]
+    before = assign_batches(ids, batch_size=8)
+    after = assign_batches(ids + ["new-00000000"], batch_size=8)
+    assert {pid: after[pid] for pid in ids} == before
+    assert after["new-00000000"] in set(before.values()) | {after["new-00000000"]}
+    # past 128 photos there are 32 batches: each old batch splits in two (b0003 into b0003 and b0019)
+    grown = assign_batches(ids + [f"more-{i:08x}" for i in range(40)], batch_size=8)
+    assert all(int(grown[pid][1:]) % 16 == int(before[pid][1:]) for pid in ids)
 
 
-def test_assign_batches_is_idempotent():
-    first = assign_batches(["x", "y", "z"], {}, batch_size=2)
-    assert assign_batches(["x", "y", "z"], first, batch_size=2) == first
-    grown = assign_batches(["x", "y", "z", "w"], first, batch_size=2)
-    assert {k: grown[k] for k in first} == first and grown["w"] not in first.values()
+def test_assign_batches_depends_on_the_ids_alone():
+    ids = ["x", "y", "z", "w", "v"]
+    assert assign_batches(ids, batch_size=2) == assign_batches(list(reversed(ids)), batch_size=2)

@@ -14,6 +14,7 @@ from photoarchive.ingest import IngestRecord, Source, photo_id
 from photoarchive.manifest import manifest_rows, read_manifest, write_manifest
 from photoarchive.publish import published_names
 from photoarchive.report import write_report
+from photoarchive.stages import BatchRow, BatchTable
 
 SOURCES = {name: Source(photo_id(name), name) for name in (
     "a_broken.jpg", "b_original.jpg", "c_copy.jpg", "d_stuck.png", "e_done.tif", "f_review.jpg", "g_new.jpg",
@@ -36,14 +37,14 @@ def _write(path: Path, data: dict | str | bytes) -> None:
 def _finish_chain(results: Path, name: str, verdict: dict, upto: int = 7) -> None:
     """Write the outputs that prove the first `upto` stages finished for a unique photo."""
     p = pid(name)
-    proofs = [
-        (results / "stamp" / f"{p}.png", None),
+    proofs = [  # in chain order (photoarchive.stages.PHOTO_CHAIN)
+        (results / "stamp" / f"{p}.json", {"notes": []}),
+        (results / "faces" / f"{p}.json", {"faces": [{}, {}]}),
         (results / "repair" / f"{p}.json", {"shares_text": "scratch 0.12%; dust 0.03%"}),
         (results / "enhance" / f"{p}.json", {"preset": "faded"}),
-        (results / "faces" / f"{p}.json", {"faces": [{}, {}]}),
         (results / "matting" / f"{p}.json", {"backend": "classical"}),
-        (results / "restore" / BATCH / f"{p}.json", {"backend": "gpen", "model_file": "/models/GPEN-512.pth",
-                                                     "model_sha256": "f" * 64}),
+        (results / "restore" / f"{p}.json", {"backend": "gpen", "model_file": "/models/GPEN-512.pth",
+                                             "model_sha256": "f" * 64}),
         (results / "qa" / f"{p}.json", verdict),
     ]
     for path, data in proofs[:upto]:
@@ -65,6 +66,8 @@ def tree(tmp_path):
         if name == "a_broken.jpg":
             record = IngestRecord(source.photo_id, name, "failed", reason="damaged or truncated image", sha256="2" * 64)
         _write(results / "ingest" / f"{source.photo_id}.json", record.to_json())
+    ingested = [BatchRow(s.photo_id, "done") for n, s in SOURCES.items() if n != "g_new.jpg"]
+    _write(results / "ingest" / "batches" / "c0000.json", BatchTable("ingest", "c0000", ingested, "t", "").to_json())
     rows = [DedupRow(pid("c_copy.jpg"), "duplicate", duplicate_of=pid("b_original.jpg"),
                      reason="byte-identical copy of b_original.jpg")]
     rows += [DedupRow(pid(n), "unique", batch=BATCH) for n in SOURCES if n not in ("a_broken.jpg", "c_copy.jpg",
@@ -79,6 +82,8 @@ def tree(tmp_path):
     published = published_names(SOURCES.values())
     _finish_chain(results, "b_original.jpg", {"status": "processed", "reasons": []})
     _finish_chain(results, "d_stuck.png", {}, upto=4)  # stopped in matting
+    failed = BatchRow(pid("d_stuck.png"), "failed", "MemoryError: out of memory")
+    _write(results / "matting" / "batches" / f"{BATCH}.json", BatchTable("matting", BATCH, [failed], "t", "").to_json())
     _finish_chain(results, "e_done.tif", {"status": "processed", "reasons": []})
     _finish_chain(results, "f_review.jpg", {"status": "review", "reasons": ["face changed a lot (SSIM 0.31)"]})
     _finish_chain(results, "h_unpublished.jpg", {"status": "processed", "reasons": []})
@@ -104,17 +109,18 @@ def test_manifest_rows(tree):
 
     broken = by["a_broken.jpg"]
     assert broken.status == "failed" and broken.reason == "damaged or truncated image"
-    assert broken.log == str(logs / "ingest" / f"{pid('a_broken.jpg')}.log") and broken.sha256 == "2" * 64
+    assert broken.log == str(logs / "ingest" / "c0000.log") and broken.sha256 == "2" * 64
 
     new = by["g_new.jpg"]
-    assert new.status == "failed" and "ingest" in new.reason and new.log.endswith(f"{pid('g_new.jpg')}.log")
+    assert new.status == "failed" and "ingest" in new.reason and new.log == str(logs / "ingest")
 
     copy = by["c_copy.jpg"]
     assert copy.status == "duplicate" and copy.duplicate_of == "b_original.jpg"  # the path people know
     assert copy.reason == "byte-identical copy of b_original.jpg"
 
     stuck = by["d_stuck.png"]
-    log = logs / "matte" / f"{pid('d_stuck.png')}.log"
+    log = logs / "matting" / f"{BATCH}.log"  # the batch's job log; its table says why this photo failed
+    assert "(MemoryError: out of memory)" in stuck.reason
     assert stuck.status == "failed" and stuck.reason.startswith("stopped in matting")
     assert str(log) in stuck.reason and stuck.log == str(log)
     assert stuck.preset == "faded" and stuck.faces == "2"  # what finished is still reported
