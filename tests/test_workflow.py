@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from workflow import REPO, copy_demo, planned_jobs, snakemake, snapshot
 
 from photoarchive.imageio import read_scan, write_image
 from photoarchive.metadata import SOURCE_ENHANCED, SOURCE_PRINT, exiftool_session, read_tags
+from photoarchive.stages import PHOTO_CHAIN, STAGES, BatchTable
 
 pytestmark = pytest.mark.slow
 
@@ -86,16 +88,31 @@ def test_published_files_exist_beside_each_other(demo_run):
     assert '<html lang="en">' in (results / "report.html").read_text(encoding="utf-8")
 
 
-def test_chunk_and_batch_lists_name_every_record_and_published_file(demo_run):
-    """The gate files that tie a chunk's ingests and a batch's publishing into one cluster job."""
+def tables(results: Path, stage: str) -> dict[str, BatchTable]:
+    return {t.stem: BatchTable.read(t) for t in sorted((results / stage / "batches").glob("*.json"))}
+
+
+def record_times(results: Path) -> dict[str, int]:
+    """{file: mtime} of every per-photo file the stages made (records, images, masks, published files)."""
+    return {f: (results / f).stat().st_mtime_ns for stage in STAGES for table in tables(results, stage).values()
+            for row in table.rows for f in row.files}
+
+
+def test_batch_tables_name_every_record_and_published_file(demo_run):
+    """One job per batch in every stage: its table lists each photo's files, published ones included."""
     results = demo_run["work"] / "results"
     rows = manifest(demo_run["work"])
-    chunk = (results / "ingest" / "chunks" / "c0000.txt").read_text(encoding="utf-8").split("\n")
-    assert sorted(filter(None, chunk)) == sorted(f"results/ingest/{r['photo_id']}.json" for r in rows.values())
-    listed = set(filter(None, (results / "publish" / "b0000.txt").read_text(encoding="utf-8").split("\n")))
-    outputs = {r["output"] for r in rows.values() if r["output"]}
+    (chunk,) = tables(results, "ingest").values()  # 9 files: one ingest job
+    assert sorted(r.photo_id for r in chunk.rows) == sorted(r["photo_id"] for r in rows.values())
+    assert {r.status for r in chunk.rows} == {"done"} and all(r.files == [f"ingest/{r.photo_id}.json"]
+                                                              for r in chunk.rows)
+    (published,) = tables(results, "publish").values()  # 7 unique photos, batch_size 8: one batch
+    listed = {f for r in published.rows for f in r.files}
+    outputs = {Path(r["output"]).relative_to("results").as_posix() for r in rows.values() if r["output"]}
     assert len(outputs) == 7 and outputs <= listed
-    assert len(listed) == 4 * 7  # restored image, matte, foreground and damage mask of each unique photo
+    assert len(listed) == 7 + 4 * 7  # each unique photo's record, restored image, matte, cut-out, damage mask
+    for stage in PHOTO_CHAIN:
+        assert len(tables(results, stage)) == 1, stage
 
 
 def test_inputs_are_untouched(demo_run):
@@ -145,15 +162,40 @@ def test_second_run_does_nothing(demo_run):
     assert planned_jobs(demo_run["work"], config=demo_run["config"]) == {}
 
 
-def test_scheduling_knobs_rerun_nothing(demo_run, tmp_path):
-    """Batch and chunk sizes only cut the work into jobs: changing them re-runs no photo's job."""
+def test_scheduling_knobs_redo_no_photo(demo_run, tmp_path):
+    """Batch and chunk sizes only cut the work into jobs: with other sizes every photo's work is kept."""
+    work = tmp_path / "work"
+    shutil.copytree(demo_run["work"], work, symlinks=True)  # copy2: times kept
+    before = record_times(work / "results")
     other = tmp_path / "scheduling.yaml"
     other.write_text("scheduling:\n  batch_size: 2\n  ingest_chunk_size: 3\n")
     # one --configfile option with both files: a second option would replace the first
-    jobs = planned_jobs(demo_run["work"], "--configfile", str(REPO / "config.yaml"), str(other),
-                        config=demo_run["config"])
-    # only the chunk lists for the new chunk size are written: no photo is processed again
-    assert set(jobs) <= {"ingest_chunk", "all"}, jobs
+    snakemake(work, "--configfile", str(REPO / "config.yaml"), str(other), config=demo_run["config"])
+    results = work / "results"
+    assert [len(t.rows) for t in tables(results, "ingest").values()] == [3, 3, 3]
+    new = tables(results, "qa")  # 7 unique photos: 4 batches (hash buckets) of about 2
+    assert len(new) > 1 and sum(len(t.rows) for t in new.values()) == 7
+    assert {r.status for t in new.values() for r in t.rows} == {"kept"}
+    assert {f: t for f, t in record_times(results).items() if f in before} == before
+
+
+def test_second_run_after_a_retune_of_one_photo_redoes_that_photo_alone(demo_run, tmp_path):
+    """A per-photo control (here the catalogue's enhance preset) changes that photo's key only."""
+    work = tmp_path / "work"
+    shutil.copytree(demo_run["work"], work, symlinks=True)
+    scans = tmp_path / "scans"
+    shutil.copytree(demo_run["scans"], scans, symlinks=True)
+    catalogue = (scans / "metadata.csv").read_text(encoding="utf-8").splitlines()
+    (scans / "metadata.csv").write_text("\n".join(
+        [catalogue[0] + ",enhance_preset"] + [line + (",strong" if line.startswith("documents/img001.jpg,")
+                                                      else ",") for line in catalogue[1:]]) + "\n",
+        encoding="utf-8")
+    before = record_times(work / "results")
+    snakemake(work, config={"input_dir": str(scans)})
+    photo = manifest(work)["documents/img001.jpg"]["photo_id"]
+    changed = {f for f, t in record_times(work / "results").items() if before.get(f) != t}
+    assert f"enhance/{photo}.json" in changed
+    assert all(f.split("/")[-1].startswith(photo) for f in changed if not f.startswith(("processed/", "review/")))
 
 
 def test_deleting_a_published_file_redoes_only_that(demo_run):
@@ -163,30 +205,46 @@ def test_deleting_a_published_file_redoes_only_that(demo_run):
     jobs = planned_jobs(work, config=demo_run["config"])
     assert jobs.get("publish") == 1
     assert not {"ingest", "stamp", "enhance", "matte", "restore_faces", "qa"} & set(jobs)
+    before = record_times(work / "results")
+    snakemake(work, config=demo_run["config"])
+    assert (work / row["output"]).is_file()
+    after = record_times(work / "results")
+    changed = {f for f in after if before.get(f) != after[f]}
+    assert changed == {Path(row["output"]).relative_to("results").as_posix(), f"publish/{row['photo_id']}.json"}
 
 
-def test_forcing_one_photo_redoes_its_chain_and_its_batch_only(demo_run):
+def test_deleting_one_record_redoes_that_photo_alone(demo_run):
+    """A photo's record deleted by hand: its batch runs again and redoes that photo; the later stages
+    find its result unchanged (same key) and keep everything."""
     work = demo_run["work"]
+    results = work / "results"
     photo = manifest(work)["documents/img001.jpg"]["photo_id"]
-    jobs = planned_jobs(work, "--forcerun", f"results/enhance/{photo}.png", config=demo_run["config"])
-    assert jobs.get("enhance") == 1 and jobs.get("matte") == 1
-    assert jobs.get("restore_faces") == 1
-    # upstream of enhance: faces are found and damage repaired on the master, before enhance
+    (results / "enhance" / f"{photo}.json").unlink()
+    jobs = planned_jobs(work, config=demo_run["config"])
+    assert jobs.get("enhance") == 1
     assert not {"ingest", "stamp", "detect_faces", "repair"} & set(jobs), jobs
+    before = record_times(results)
+    snakemake(work, config=demo_run["config"])
+    after = record_times(results)
+    assert {f for f in after if before.get(f) != after[f]} == {f"enhance/{photo}.png", f"enhance/{photo}.json"}
+    assert planned_jobs(work, config=demo_run["config"]) == {}
 
 
 def test_new_scan_is_processed_alone(demo_run):
     """Runs last: it adds a scan to this module's archive copy."""
     scans, work, config = demo_run["scans"], demo_run["work"], demo_run["config"]
     snakemake(work, config=config)  # bring back what the tests above deleted
-    batch = work / "results" / "restore" / "b0000"
-    batch_state = {p.name: p.stat().st_mtime_ns for p in batch.iterdir()}
+    before = record_times(work / "results")
     page = read_scan(REPO / "demo" / "documents" / "img001.jpg", 10**9).pixels
     write_image(scans / "new_arrival.png", page[::-1].copy())  # a new photo (the page upside down)
     jobs = planned_jobs(work, config=config)
     assert jobs.get("ingest") == 1 and jobs.get("dedup") == 1
     snakemake(work, config=config)
-    assert manifest(work)["new_arrival.png"]["status"] in ("processed", "review")
+    rows = manifest(work)
+    assert rows["new_arrival.png"]["status"] in ("processed", "review")
     assert len(list((work / "results" / "stamp").glob("*.png"))) == 8  # 7 unique demo photos + the new one
-    assert sorted(p.name for p in (work / "results" / "restore").iterdir()) == ["b0000", "b0001"]
-    assert {p.name: p.stat().st_mtime_ns for p in batch.iterdir()} == batch_state  # existing batch not re-run
+    # the new photo joins the one batch; its batch mates' work is kept, file for file
+    (qa,) = tables(work / "results", "qa").values()
+    assert sorted(r.status for r in qa.rows) == ["done"] + ["kept"] * 7
+    after = record_times(work / "results")
+    assert {f: after[f] for f in before} == before
