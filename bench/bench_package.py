@@ -4,7 +4,8 @@ Cases:
 - ``demo``: a finished run's working folder (``--demo-work``, the folder holding results/; the input
   folder is ``--demo-input``, default demo/), packaged as it is;
 - ``synthetic``: ``--n`` photos (default 1000) in a results tree *synthesised* by
-  tests/package_tree.py (stage records, published files and manifest with the pipeline's structure;
+  tests/package_tree.py (keyed per-photo stage records, batch tables, publish records, published
+  files and manifest with the pipeline's structure, written through photoarchive.stages.run_batch;
   random payload bytes of ``--kb`` KB per file: a master and 4 derivatives per photo), not made by
   running the pipeline.
 

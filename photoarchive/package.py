@@ -14,6 +14,9 @@ Originals are never moved or written: a master is a hard link to the original (w
 allows it and `link` is not `copy`) or a copy. A bag is built in a hidden folder beside its final
 place and renamed into place whole; a bag whose plan (files, sizes, modification times, manifest,
 options) is unchanged and whose Payload-Oxum still holds is left alone.
+
+What a photo went through is read from the stages' per-photo records (photoarchive.stages); its
+derivatives are the published files its publish record lists.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from lxml import etree
 from photoarchive import __version__
 from photoarchive.imageio import atomic_directory, write_atomic
 from photoarchive.ingest import Source, archive_id, file_sha256, is_utf8, locate_source
-from photoarchive.publish import published_names
+from photoarchive.stages import STAGES, read_record
 
 log = logging.getLogger(__name__)
 
@@ -176,14 +179,29 @@ def _original_path(source: Source, input_dir: Path, results: Path) -> Path | Non
     return path if path is not None and path.is_file() and not path.is_symlink() else None
 
 
+def published_files(results: Path, photo: str) -> dict[str, Path]:
+    """{role: path} of the files the publish stage's record lists for a photo ("restored", "matte", "fg",
+    "damage"); {} when it has no record (not published, or its publishing failed)."""
+    record = read_record(results, "publish", photo) or {}
+    found: dict[str, Path] = {}
+    for name in record.get("files", []):
+        role = next((s[1:-4] for s in DERIVATIVE_SUFFIXES if name.endswith(s)),
+                    "restored" if PurePosixPath(name).stem.endswith("_restored") else "")
+        if role:
+            found.setdefault(role, Path(results) / name)
+        else:
+            log.warning("%s: the publish record lists %s, which is no known derivative: not packaged", photo, name)
+    return found
+
+
 def plan_entries(results: Path, input_dir: Path, manifest: Path, sources: list[Source]) -> list[Entry]:
     """Every manifest row with its payload: the master (when the original can be read) and derivatives.
 
-    Duplicates and failed inputs keep their original as a master when it is readable (the archive
-    gets every file it was given; PREMIS says what happened to each); they have no derivatives.
+    The derivatives are the files the photo's publish record lists (those still there). Duplicates and
+    failed inputs keep their original as a master when it is readable (the archive gets every file it
+    was given; PREMIS says what happened to each); they have no derivatives.
     """
     by_relpath = {s.relpath: s for s in sources}
-    published = published_names(sources)
     entries = []
     taken: set[str] = set()
     for row in read_rows(manifest):
@@ -200,19 +218,19 @@ def plan_entries(results: Path, input_dir: Path, manifest: Path, sources: list[S
             rel = PurePosixPath(f"_{rel.parts[0]}", *rel.parts[1:])
         entry.files.append(PayloadFile(f"objects/{rel}", original, "master", source.photo_id, source.relpath))
         status = row.get("status", "")
+        published = published_files(results, source.photo_id)
         # a photo a reviewer rejected hands over its original alone (PREMIS records the decision)
-        if status not in ("processed", "review") or source.photo_id not in published:
+        if status not in ("processed", "review") or "restored" not in published:
             continue
-        relname, ext = published[source.photo_id]
-        base = results / status / relname
+        ext = published["restored"].suffix
         stem = rel.parent / rel.stem
-        dest = f"objects/service/{stem}.{ext}"
+        dest = f"objects/service/{stem}{ext}"
         if dest.casefold() in taken:  # a.webp and a.png both restore to a.png: keep them apart
             stem = rel.parent / f"{rel.stem}_{rel.suffix.lstrip('.')}"
-            dest = f"objects/service/{stem}.{ext}"
-        derivatives = [(dest, Path(f"{base}_restored.{ext}"), "restored")]
-        derivatives += [(f"objects/service/{stem}{suffix}", Path(f"{base}{suffix}"), suffix[1:-4])
-                        for suffix in DERIVATIVE_SUFFIXES]
+            dest = f"objects/service/{stem}{ext}"
+        derivatives = [(dest, published["restored"], "restored")]
+        derivatives += [(f"objects/service/{stem}{suffix}", published[suffix[1:-4]], suffix[1:-4])
+                        for suffix in DERIVATIVE_SUFFIXES if suffix[1:-4] in published]
         for dest, src, role in derivatives:
             if src.is_file():
                 taken.add(dest.casefold())
@@ -241,13 +259,6 @@ def _place(src: Path, dst: Path, link: str) -> bool:
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-
-def _json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _format_name(path: str) -> str:
@@ -356,15 +367,15 @@ def _stage_agent(prov: _Provenance, stage: str, record: dict) -> str:
 
 
 def _entry_events(prov: _Provenance, entry: Entry, results: Path, decisions: dict[str, dict[str, str]],
-                  batches: dict[str, str], dedup_date: str) -> None:
+                  dedup_date: str) -> None:
     row, source = entry.row, entry.source
     pid = row.get("photo_id", "")
     master = entry.master
     master_ref = [(master.dest, "source")] if master else []
     outcome_refs = {f.role: (f.dest, "outcome") for f in entry.files if f.role != "master"}
     pipeline = prov.agent("photoarchive")
-    ingest_path = results / "ingest" / f"{pid}.json"
-    ingest = _json(ingest_path) or {}
+    ingest_path = STAGES["ingest"].record_path(results, pid)
+    ingest = read_record(results, "ingest", pid) or {}
     ingest_date = _iso(ingest_path.stat().st_mtime) if ingest_path.exists() else dedup_date
     if source is not None and source.archive:
         prov.event(pid, "unpack", "unpacking", ingest_date,
@@ -394,11 +405,8 @@ def _entry_events(prov: _Provenance, entry: Entry, results: Path, decisions: dic
         prov.event(pid, "dedup", "appraisal", dedup_date, "duplicate detection (SHA-256 and perceptual hash)",
                    "unique", [pipeline], master_ref)
     for stage, (type_, what) in STAGE_EVENTS.items():
-        if stage == "restore":
-            path = results / "restore" / batches.get(pid, "") / f"{pid}.json"
-        else:
-            path = results / stage / f"{pid}.json"
-        record = _json(path) if path.name and path.is_file() else None
+        path = STAGES[stage].record_path(results, pid)
+        record = read_record(results, stage, pid)
         if record is None:
             if stage == "repair" and "damage" in outcome_refs:  # a published mask without its record
                 prov.event(pid, stage, type_, dedup_date, what, "success", [pipeline],
@@ -412,7 +420,8 @@ def _entry_events(prov: _Provenance, entry: Entry, results: Path, decisions: dic
             str(n) for n in record.get("notes", []) or [])
         if stage == "restore" and record.get("fallback_reason"):
             note = f"{note}; {record['fallback_reason']}".strip("; ")
-        params = {k: v for k, v in record.items() if k not in ("notes", "reasons", "faces", "metrics")}
+        # the record's key (photoarchive.stages) digests these parameters and the upstream keys: not one itself
+        params = {k: v for k, v in record.items() if k not in ("notes", "reasons", "faces", "metrics", "key")}
         prov.event(pid, stage, type_, _iso(path.stat().st_mtime),
                    f"{what}; parameters: {json.dumps(params, ensure_ascii=False, sort_keys=True, default=str)}",
                    outcome, [_stage_agent(prov, stage, record)], objects, note)
@@ -432,14 +441,11 @@ def _entry_events(prov: _Provenance, entry: Entry, results: Path, decisions: dic
 
 def premis_xml(entries: list[Entry], results: Path, decisions: dict[str, dict[str, str]]) -> bytes:
     """PREMIS 3 for a bag's payload: one object per file, events per stage, agents for software and reviewers."""
-    batches = _json(results / "dedup" / "batches.json") or {}
-    if not batches:  # older runs: find each photo's restore record
-        batches = {p.stem: p.parent.name for p in (results / "restore").glob("*/*.json")}
     dedup = results / "dedup" / "dedup.tsv"
     dedup_date = _iso(dedup.stat().st_mtime) if dedup.exists() else _iso(datetime.now(UTC).timestamp())
     prov = _Provenance()
     for entry in entries:
-        _entry_events(prov, entry, results, decisions, batches, dedup_date)
+        _entry_events(prov, entry, results, decisions, dedup_date)
     by_object: dict[str, list[str]] = {}
     for event in prov.events:
         for obj, _role in event.objects:

@@ -1,8 +1,10 @@
 """A synthetic results tree with the pipeline's structure, for package tests and bench/bench_package.py.
 
-It writes what the stages leave behind (stage JSON records, published files, the manifest) without
-running them: the payload bytes are random, which the package step does not care about (it never
-decodes pixels). Inputs: `n` scans in three top-level folders, one byte-identical duplicate, one
+It writes what the stages leave behind without running them, through the stages' own runner
+(photoarchive.stages.run_batch): per-photo records with their keys, each stage's batch tables
+(results/<stage>/batches/<batch>.json), the publish records listing the published files, and the
+manifest. The image bytes are random or placeholders, which the package step does not care about (it
+never decodes pixels). Inputs: `n` scans in three top-level folders, one byte-identical duplicate, one
 empty (failed) file and optionally one ZIP with a member, unpacked as the pipeline does.
 """
 
@@ -10,24 +12,45 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 import zipfile
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
+from photoarchive.dedup import DedupRow, assign_batches
 from photoarchive.ingest import ZipLimits, archive_id, discover_sources, locate_source, unpack_archive
-from photoarchive.publish import published_names
+from photoarchive.publish import published_names, published_paths
+from photoarchive.stages import PHOTO_CHAIN, STAGES, run_batch
 
 GPEN_SHA = "ab" * 32
 DETECTOR_SHA = "cd" * 32
+BATCH_SIZE = 8
 MANIFEST_COLUMNS = ["photo_id", "source", "sha256", "status", "duplicate_of", "reason", "faces", "preset",
                     "restore_backend", "restore_model", "restore_model_sha256", "matting_backend", "damage",
                     "output", "log", "notes"]
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data), encoding="utf-8")
+def _run_stage(results: Path, stage: str, batch: str, records: dict[str, Callable[[], dict]]) -> None:
+    """One batch of a stage through the stage runner: each photo's files (placeholders but for what
+    `records[photo]()` writes itself), then its record as `records[photo]()` returns it."""
+
+    def work(photo: str, key: str) -> dict:
+        for path in STAGES[stage].paths(results, photo)[:-1]:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(f"{stage} placeholder".encode())
+        return records[photo]()
+
+    run_batch(results, stage, batch, sorted(records), lambda photo: {"synthetic": stage, "photo": photo}, work,
+              STAGES[stage].table_path(results, batch))
+
+
+def _publish(results: Path, status: str, relname: str, ext: str, size: int) -> dict:
+    files = published_paths(results, status, relname, ext)
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(size))
+    return {"status": status, "files": [f.relative_to(results).as_posix() for f in files]}
 
 
 def make_tree(root: Path, n: int = 4, size: int = 4000, with_zip: bool = True, seed: int = 0) -> dict:
@@ -50,7 +73,7 @@ def make_tree(root: Path, n: int = 4, size: int = 4000, with_zip: bool = True, s
             unpack_archive(scans / s.archive, results / "unpacked" / archive_id(s.archive), ZipLimits())
     published = published_names(sources)
     by_sha: dict[str, str] = {}
-    rows, dedup, batches = [], [], {}
+    rows, dedup, ingest, finished = [], [], {}, {}
     for k, s in enumerate(sources):
         pid = s.photo_id
         original = (locate_source(s, results / "unpacked" / archive_id(s.archive))[0] if s.archive
@@ -60,55 +83,61 @@ def make_tree(root: Path, n: int = 4, size: int = 4000, with_zip: bool = True, s
         row = dict.fromkeys(MANIFEST_COLUMNS, "")
         row.update(photo_id=pid, source=s.relpath, sha256=sha)
         if not data:
-            _write_json(results / "ingest" / f"{pid}.json", {"photo_id": pid, "source": s.relpath, "status": "failed",
-                                                            "reason": "empty file (0 bytes)", "sha256": sha})
-            row.update(status="failed", reason="empty file (0 bytes)", log=f"logs/ingest/{pid}.log")
+            ingest[pid] = {"photo_id": pid, "source": s.relpath, "status": "failed", "reason": "empty file (0 bytes)",
+                           "sha256": sha}
+            row.update(status="failed", reason="empty file (0 bytes)", log="logs/ingest")
             rows.append(row)
             continue
-        _write_json(results / "ingest" / f"{pid}.json", {"photo_id": pid, "source": s.relpath, "status": "ok",
-                                                        "reason": "", "sha256": sha, "width": 64, "height": 48,
-                                                        "bit_depth": 8, "mode": "RGB", "notes": []})
+        ingest[pid] = {"photo_id": pid, "source": s.relpath, "status": "ok", "reason": "", "sha256": sha, "width": 64,
+                       "height": 48, "bit_depth": 8, "mode": "RGB", "notes": []}
         if sha in by_sha:
-            dedup.append([pid, "duplicate", by_sha[sha], f"byte-identical copy of {by_sha[sha]}", ""])
+            dedup.append(DedupRow(pid, "duplicate", by_sha[sha], f"byte-identical copy of {by_sha[sha]}"))
             row.update(status="duplicate", duplicate_of=by_sha[sha], reason=f"byte-identical copy of {by_sha[sha]}")
             rows.append(row)
             continue
         by_sha[sha] = s.relpath
-        batch = f"b{k // 8:04d}"
-        batches[pid] = batch
-        dedup.append([pid, "unique", "", "", batch])
-        _write_json(results / "stamp" / f"{pid}.json", {"notes": [], "bit_depth": 8})
-        _write_json(results / "repair" / f"{pid}.json", {"enabled": True, "shares": {"dust": 0.01},
-                                                        "shares_text": "dust 1%"})
-        _write_json(results / "enhance" / f"{pid}.json", {"requested": "auto", "preset": "natural",
-                                                         "parameters": {"denoise": {"h": 3.0}}})
-        _write_json(results / "faces" / f"{pid}.json", {"detector": "retinaface_mobile", "model_file": "rf.onnx",
-                                                       "model_sha256": DETECTOR_SHA, "faces": []})
-        _write_json(results / "matting" / f"{pid}.json", {"backend": "classical", "fallback": True,
-                                                         "model_file": None, "model_sha256": None, "notes": []})
-        _write_json(results / "restore" / batch / f"{pid}.json", {"backend": "gpen", "size": 512,
-                                                                 "model_file": "models/GPEN-BFR-512.pth",
-                                                                 "model_sha256": GPEN_SHA, "faces": []})
+        dedup.append(DedupRow(pid, "unique", pixels=64 * 48))
         status = "review" if k % 2 else "processed"
-        _write_json(results / "qa" / f"{pid}.json", {"photo_id": pid, "status": status,
-                                                    "reasons": ["all checks passed"], "metrics": {}})
+        finished[pid] = status
         relname, ext = published[pid]
-        base = results / status / relname
-        base.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in (f"_restored.{ext}", "_matte.png", "_fg.png", "_damage.png"):
-            Path(f"{base}{suffix}").write_bytes(os.urandom(size))
         row.update(status=status, reason="all checks passed", faces="0", preset="natural", restore_backend="gpen",
                    restore_model="GPEN-BFR-512.pth", restore_model_sha256=GPEN_SHA, matting_backend="classical",
                    damage="dust 1%", output=f"results/{status}/{relname}_restored.{ext}")
         rows.append(row)
+    ids = sorted(ingest)
+    for start in range(0, len(ids), 100):  # ingest chunks, as rules/common.smk cuts them
+        _run_stage(results, "ingest", f"c{start // 100:04d}", {pid: ingest[pid].copy for pid in ids[start:start + 100]})
+    batch_of = assign_batches(sorted(finished), BATCH_SIZE)
+    for row in dedup:
+        row.batch = batch_of.get(row.photo_id, "")
+    for batch in sorted(set(batch_of.values())):
+        photos = [pid for pid in sorted(finished) if batch_of[pid] == batch]
+        for stage in PHOTO_CHAIN:
+            _run_stage(results, stage, batch, {pid: _records(results, pid, finished[pid], published[pid], size)[stage]
+                                               for pid in photos})
     (results / "dedup").mkdir(parents=True, exist_ok=True)
     with open(results / "dedup" / "dedup.tsv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        writer.writerow(["photo_id", "status", "duplicate_of", "reason", "batch"])
-        writer.writerows(dedup)
-    _write_json(results / "dedup" / "batches.json", batches)
+        writer.writerow([f.name for f in fields(DedupRow)])
+        writer.writerows([getattr(r, f.name) for f in fields(DedupRow)] for r in dedup)
     with open(results / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     return {"scans": scans, "results": results, "sources": sources, "rows": rows}
+
+
+def _records(results: Path, pid: str, status: str, name: tuple[str, str], size: int) -> dict[str, Callable[[], dict]]:
+    """What each stage of the chain records for a finished photo (publish also writes the published files)."""
+    fixed = {
+        "stamp": {"notes": [], "bit_depth": 8},
+        "faces": {"detector": "retinaface_mobile", "model_file": "rf.onnx", "model_sha256": DETECTOR_SHA, "faces": []},
+        "repair": {"enabled": True, "shares": {"dust": 0.01}, "shares_text": "dust 1%"},
+        "enhance": {"requested": "auto", "preset": "natural", "parameters": {"denoise": {"h": 3.0}}},
+        "matting": {"backend": "classical", "fallback": True, "model_file": None, "model_sha256": None, "notes": []},
+        "restore": {"backend": "gpen", "size": 512, "model_file": "models/GPEN-BFR-512.pth", "model_sha256": GPEN_SHA,
+                    "faces": []},
+        "qa": {"photo_id": pid, "status": status, "reasons": ["all checks passed"], "metrics": {}},
+    }
+    return {**{stage: record.copy for stage, record in fixed.items()},
+            "publish": lambda: _publish(results, status, *name, size)}

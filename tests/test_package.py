@@ -288,3 +288,33 @@ def test_an_input_folder_named_service_is_not_taken_for_derivatives(tree, tmp_pa
     premis = etree.parse(str(result.path / "data" / "metadata" / "premis.xml"))
     names = premis.xpath("//premis:originalName/text()", namespaces=P)
     assert "service/scan.jpg" in names and any(n.startswith("results/processed/coll") for n in names)
+
+
+def test_each_finished_photo_has_its_flat_restore_record_as_an_event_without_the_runners_key(bag):
+    premis = etree.parse(str(bag["bag"] / "data" / "metadata" / "premis.xml"))
+    restored = premis.xpath("//premis:object[premis:objectCharacteristics/premis:format/premis:formatNote"
+                            "='derivative: restored']/premis:objectIdentifier/premis:objectIdentifierValue/text()",
+                            namespaces=P)
+    assert len(restored) == sum(r["status"] in ("processed", "review") for r in bag["rows"]) == 5
+    for name in restored:
+        [event] = premis.xpath(f"//premis:event[premis:linkingObjectIdentifier/premis:linkingObjectIdentifierValue"
+                               f"='{name}'][starts-with(premis:eventDetailInformation/premis:eventDetail,"
+                               "'face restoration')]", namespaces=P)
+        assert '"model_sha256": "' + GPEN_SHA in event.findtext(".//premis:eventDetail", namespaces=P)
+    details = " ".join(premis.xpath("//premis:eventDetail/text()", namespaces=P))
+    assert '"key"' not in details  # the stage runner's key is no parameter
+
+
+def test_a_photo_without_a_publish_record_hands_over_its_original_alone(tree, tmp_path):
+    """The publish record lists what was published; without it (publishing failed) files an earlier run
+    left are not handed over as derivatives."""
+    from photoarchive.stages import file_path
+
+    pid = next(r["photo_id"] for r in tree["rows"] if r["source"] == "coll0/photo 0003.jpg")
+    file_path(tree["results"], "publish", pid).unlink()
+    assert next(tree["results"].glob("*/coll0/photo 0003_restored.jpg")).is_file()
+    [result] = _build(tree, tmp_path / "package")
+    service = result.path / "data" / "objects" / "service" / "coll0"
+    assert sorted(p.name for p in service.iterdir()) == [
+        "photo 0000.jpg", "photo 0000_damage.png", "photo 0000_fg.png", "photo 0000_matte.png"]
+    assert (result.path / "data" / "objects" / "coll0" / "photo 0003.jpg").is_file() and check_bag(result.path) == []
