@@ -14,24 +14,24 @@ you pass ``--sha256 NAME=HEX``, a value you have checked yourself. ``--print-sha
 file to a temporary file, prints its SHA-256 and installs nothing, so that you can check that value
 against a second source before you trust it.
 
-`download_model` streams to a hidden temporary file next to the destination, checks the length
-and the SHA-256, and only then renames it over the destination (``os.replace``, atomic on one
-file system). A failed, truncated or mismatching download leaves no partial file behind and never
-touches an existing file.
+`download_model` downloads with pooch (``pooch.retrieve`` with ``known_hash="sha256:…"``, no progress
+bar): it streams to a temporary file next to the destination, checks the SHA-256, and only then moves
+it over the destination (a rename, atomic on one file system). A failed, truncated or mismatching
+download leaves no partial file behind and never touches an existing file (only a kill -9 can leave
+pooch's ``tmp…`` file in the folder, as it could leave the hidden ``.part`` file before pooch; the
+next download does not reuse it, delete it). pooch is imported only when a download is asked for; the
+pipeline itself imports just `sha256_of_file`.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import logging
 import os
 import re
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +44,6 @@ __all__ = ["MODEL_FILES", "ChecksumError", "DownloadError", "ModelFile", "downlo
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20  # bytes per read
-_PROGRESS_EVERY = 64 << 20  # log progress every 64 MiB
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -115,56 +114,62 @@ def _normalise_sha256(sha256: str) -> str:
     return value
 
 
-def _stream_to(url: str, out, timeout: float) -> str:
-    """Write the body at ``url`` to the open binary file ``out``; return its SHA-256."""
-    request = urllib.request.Request(url, headers={"User-Agent": f"photoarchive/{__version__}"})
-    hasher = hashlib.sha256()
-    received = 0
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            expected = int(length) if length is not None else None
-            while chunk := response.read(_CHUNK):
-                out.write(chunk)
-                hasher.update(chunk)
-                received += len(chunk)
-                if received % _PROGRESS_EVERY < len(chunk):
-                    logger.info("  %d MiB of %s", received >> 20, f"{expected >> 20} MiB" if expected else "?")
-    except urllib.error.HTTPError as err:
-        raise DownloadError(f"download of {url} failed: HTTP {err.code} {err.reason}") from err
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
-        raise DownloadError(f"download of {url} failed after {received} bytes: {err}. "
-                            "Check the network and run the download again") from err
-    if expected is not None and received != expected:
-        raise DownloadError(f"download of {url} was cut off: {received} of {expected} bytes. Run it again")
-    return hasher.hexdigest()
+def _downloader(timeout: float):
+    """pooch's HTTP downloader (no progress bar, 1 MiB reads, our User-Agent), then an fsync of the file
+    it wrote, so that the rename that installs it never publishes blocks that are not on disk yet."""
+    import pooch
+
+    http = pooch.HTTPDownloader(progressbar=False, chunk_size=_CHUNK, timeout=timeout,
+                                headers={"User-Agent": f"photoarchive/{__version__}"})
+
+    def download(url: str, output_file: str, pup, check_only: bool = False):
+        result = http(url, output_file, pup, check_only=check_only)
+        if not check_only:
+            with open(output_file, "rb") as f:
+                os.fsync(f.fileno())
+        return result
+
+    return download
 
 
-def _download_to_temp(url: str, folder: Path, name: str, timeout: float) -> tuple[Path, str]:
-    """Stream ``url`` into a hidden temporary file in ``folder``; return (path, SHA-256).
+def _retrieve(url: str, folder: Path, name: str, sha256: str | None, timeout: float) -> Path:
+    """``pooch.retrieve`` into ``folder/name``, its errors turned into `DownloadError` and `ChecksumError`.
 
-    On any failure, including Ctrl-C, the temporary file is removed before the error propagates.
+    pooch streams to a temporary file in ``folder``, checks the SHA-256 and only then moves it onto
+    ``folder/name`` (a rename on one file system); on any failure, Ctrl-C included, the temporary file
+    is removed and an existing ``folder/name`` is left as it was.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", suffix=".part", delete=False) as out:
-        tmp = Path(out.name)
-        try:
-            digest = _stream_to(url, out, timeout)
-            out.flush()
-            os.fsync(out.fileno())
-        except BaseException:
-            out.close()
-            tmp.unlink(missing_ok=True)
-            raise
-    return tmp, digest
+    import pooch
+    import requests
+
+    existed = (folder / name).exists()
+    known_hash = f"sha256:{sha256}" if sha256 else None
+    chatter = pooch.get_logger()  # its INFO lines repeat ours and advise on pooch.retrieve's arguments
+    level = chatter.level
+    chatter.setLevel(logging.WARNING)
+    try:
+        return Path(pooch.retrieve(url, known_hash=known_hash, fname=name, path=folder,
+                                   downloader=_downloader(timeout), progressbar=False))
+    except requests.exceptions.HTTPError as err:
+        status = err.response.status_code if err.response is not None else "?"
+        reason = err.response.reason if err.response is not None else err
+        raise DownloadError(f"download of {url} failed: HTTP {status} {reason}") from err
+    except (requests.exceptions.RequestException, OSError) as err:
+        raise DownloadError(f"download of {url} failed: {err}. Check the network and run the download again") from err
+    except ValueError as err:  # pooch: "... does not match the known hash: expected ... but got <hex>"
+        got = re.search(r"but got ([0-9a-f]{64})", str(err))
+        raise ChecksumError(f"{url} has SHA-256 {got.group(1) if got else '(unknown)'}, expected {sha256}: "
+                            f"not installed{' (the existing file is unchanged)' if existed else ''}") from err
+    finally:
+        chatter.setLevel(level)
 
 
 def download_model(url: str, dest: str | Path, sha256: str, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` if ``dest`` is not already the file with SHA-256 ``sha256``.
 
-    Streams to a temporary file in ``dest``'s folder, verifies length and SHA-256, then renames it
-    into place atomically. Raises `ChecksumError` or `DownloadError` (nothing installed, an
-    existing ``dest`` untouched); ``timeout`` is in seconds per network operation.
+    Downloads with pooch (`_retrieve`): to a temporary file in ``dest``'s folder, SHA-256 checked, then
+    renamed into place. Raises `ChecksumError` or `DownloadError` (nothing installed, an existing
+    ``dest`` untouched); ``timeout`` is in seconds per network operation.
     """
     expected = _normalise_sha256(sha256)
     dest = Path(dest)
@@ -172,21 +177,16 @@ def download_model(url: str, dest: str | Path, sha256: str, timeout: float = 60.
         logger.info("%s is already present and verified", dest)
         return dest
     logger.info("downloading %s -> %s", url, dest)
-    tmp, digest = _download_to_temp(url, dest.parent, dest.name, timeout)
-    if digest != expected:
-        tmp.unlink(missing_ok=True)
-        raise ChecksumError(f"{url} has SHA-256 {digest}, expected {expected}: not installed"
-                               f"{' (the existing file is unchanged)' if dest.exists() else ''}")
-    os.replace(tmp, dest)
-    logger.info("installed %s (sha256 %s)", dest, digest)
+    _retrieve(url, dest.parent, dest.name, expected, timeout)
+    logger.info("installed %s (sha256 %s)", dest, expected)
     return dest
 
 
 def fetch_sha256(url: str, folder: str | Path, timeout: float = 60.0) -> str:
-    """Download ``url`` to a temporary file in ``folder`` and return its SHA-256; installs nothing."""
-    tmp, digest = _download_to_temp(url, Path(folder), "sha256-probe", timeout)
-    tmp.unlink(missing_ok=True)
-    return digest
+    """Download ``url`` into a temporary folder in ``folder`` and return its SHA-256; installs nothing."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".sha256-probe.") as probe:
+        return sha256_of_file(_retrieve(url, Path(probe), "probe", None, timeout))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ Pipeline, in the order a job uses it:
      plausible pair is found, nose and mouth from fixed face-box proportions (``landmarks_source="estimated"``).
 2. `align_face(image, landmarks, size)` → S×S crop and the 2×3 affine (image → crop) that maps the
    landmarks onto `alignment_template(size)` (GPEN's template) with a least-squares similarity
-   transform (Umeyama 1991, with scale).
+   transform (`similarity_transform`: scikit-image's `SimilarityTransform`, Umeyama 1991, with scale).
 3. `paste_faces(image, crops, affines, matte, cfg)` → a new image with every crop warped back and
    blended in with a soft mask, one face after the other on one accumulating result.
 
@@ -447,31 +447,22 @@ def alignment_template(size: int) -> np.ndarray:
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (rotation, uniform scale, translation) src → dst as a 2×3 matrix.
+    """Least-squares similarity (rotation, uniform scale, translation) src → dst as a 2×3 float64 matrix.
 
-    Umeyama (1991), "Least-squares estimation of transformation parameters between two point
-    patterns", eqs. 34–42, with the reflection guard; float64 throughout.
+    scikit-image's ``SimilarityTransform`` (Umeyama 1991, with the reflection guard). The one fit used
+    wherever a similarity is estimated: face alignment here, the shape-drift residual in `identity`.
+    skimage.transform (and scipy with it, about 0.5 s) is imported on the first call, not with the module.
     """
+    from skimage.transform import SimilarityTransform
+
     src = np.asarray(src, dtype=np.float64).reshape(-1, 2)
     dst = np.asarray(dst, dtype=np.float64).reshape(-1, 2)
     if src.shape != dst.shape or len(src) < 2:
         raise ValueError(f"need two matching point sets of ≥2 points, got {src.shape} and {dst.shape}")
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    cs, cd = src - mu_s, dst - mu_d
-    var_s = (cs**2).sum() / len(src)
-    if var_s <= 1e-12:
-        raise ValueError("landmarks are degenerate (all points coincide)")
-    cov = cd.T @ cs / len(src)
-    u, sv, vt = np.linalg.svd(cov)
-    sign = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[1] = -1.0
-    rot = u @ np.diag(sign) @ vt
-    scale = float((sv * sign).sum() / var_s)
-    matrix = np.zeros((2, 3), dtype=np.float64)
-    matrix[:, :2] = scale * rot
-    matrix[:, 2] = mu_d - scale * rot @ mu_s
-    return matrix
+    fit = SimilarityTransform.from_estimate(src, dst)
+    if not fit:
+        raise ValueError(f"landmarks are degenerate (all points coincide?): {fit}")
+    return np.array(fit.params[:2], dtype=np.float64)
 
 
 def crop_scale(affine: np.ndarray) -> float:

@@ -42,7 +42,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from photoarchive.faces import as_rgb
+from photoarchive.faces import as_rgb, similarity_transform
 from photoarchive.imageio import to_integer
 from photoarchive.ingest import file_sha256
 
@@ -251,13 +251,8 @@ def shape_drift(chip_before: np.ndarray, chip_after: np.ndarray) -> float:
     xx, yy, inside = _face_ellipse(np.shape(chip_before)[0])
     x = np.stack([xx[inside], yy[inside]], axis=1).astype(np.float64)
     y = x + flow[inside].astype(np.float64)
-    # least-squares similarity x → y (a, b, tx, ty): y = [[a, -b], [b, a]] x + t
-    n = len(x)
-    design = np.zeros((2 * n, 4))
-    design[0::2] = np.column_stack([x[:, 0], -x[:, 1], np.ones(n), np.zeros(n)])
-    design[1::2] = np.column_stack([x[:, 1], x[:, 0], np.zeros(n), np.ones(n)])
-    params, *_ = np.linalg.lstsq(design, y.reshape(-1), rcond=None)
-    residual = (y.reshape(-1) - design @ params).reshape(-1, 2)
+    fit = similarity_transform(x, y)
+    residual = y - (x @ fit[:, :2].T + fit[:, 2])
     face_px = np.shape(chip_before)[0] / (1.0 + 2.0 * CHIP_PADDING)
     return float(np.percentile(np.hypot(residual[:, 0], residual[:, 1]), 95) / face_px * 100.0)
 

@@ -35,7 +35,15 @@ SOURCE_ENHANCED = IPTC_SOURCE_TYPE + "algorithmicallyEnhanced"
 SOURCE_MODEL_COMPOSITE = IPTC_SOURCE_TYPE + "compositeWithTrainedAlgorithmicMedia"
 MAX_VALUE_CHARS = 2000
 MAX_FACES_CHARS = 20000  # XMP-photoarchive:Faces: about 200 characters a face, max_faces 50 and more
-METADATA_COLUMNS = ("file", "date", "title", "description", "people", "archive_id")
+# metadata.csv, declared: column → kind of value. Only `file` is required; a missing column is left empty.
+#   path   the scan's path relative to the input folder (`\\` and a leading `./` accepted); one row per path
+#   date   YYYY, YYYY-MM or YYYY-MM-DD, optionally with a time (`parse_date`); empty allowed
+#   text   free text, stored literally; beyond MAX_VALUE_CHARS shortened
+#   names  `;`-separated names, each stored literally; each beyond MAX_VALUE_CHARS shortened
+# read_metadata_csv reports what does not fit (once per catalogue, not per photo); values are kept as read.
+METADATA_SCHEMA: dict[str, str] = {"file": "path", "date": "date", "title": "text", "description": "text",
+                                   "people": "names", "archive_id": "text"}
+METADATA_COLUMNS = tuple(METADATA_SCHEMA)
 
 
 @contextmanager
@@ -297,12 +305,66 @@ def archival_args(row: dict[str, str]) -> tuple[list[str], list[str]]:
     return args, notes
 
 
+def _misfit_date(value: str) -> str | None:
+    if parse_date(value)[1] is None:
+        return "{column} not understood (use YYYY, YYYY-MM or YYYY-MM-DD); not written"
+    return None
+
+
+def _misfit_text(value: str) -> str | None:
+    return f"{{column}} longer than {MAX_VALUE_CHARS} characters; shortened" if len(value) > MAX_VALUE_CHARS else None
+
+
+def _misfit_names(value: str) -> str | None:
+    if any(len(name.strip()) > MAX_VALUE_CHARS for name in value.split(";")):
+        return f"a name in {{column}} longer than {MAX_VALUE_CHARS} characters; shortened"
+    return None
+
+
+# What each METADATA_SCHEMA kind checks in a non-empty value (`path` is checked while reading: empty, repeated).
+_MISFIT = {"date": _misfit_date, "text": _misfit_text, "names": _misfit_names}
+
+
+def _schema_problems(path: Path, columns: list[str], checked: list[tuple[int, dict[str, str]]]) -> list[str]:
+    """Columns and values of a catalogue that do not fit METADATA_SCHEMA, one sentence per column and kind,
+    with the first three lines as examples."""
+    problems = []
+    unknown = [c for c in columns if c and c not in METADATA_SCHEMA]
+    if unknown:
+        problems.append(f"{path}: columns not used: {', '.join(unknown)} (known: {', '.join(METADATA_COLUMNS)})")
+    for column, kind in METADATA_SCHEMA.items():
+        misfit = _MISFIT.get(kind)
+        if misfit is None or column not in columns:
+            continue
+        if kind == "text" or kind == "names":  # only long values can misfit: skip the rest cheaply
+            candidates = ((line, row[column]) for line, row in checked if len(row[column]) > MAX_VALUE_CHARS)
+        else:
+            candidates = ((line, row[column]) for line, row in checked if row[column].strip())
+        verdicts: dict[str, str | None] = {}  # catalogues repeat values (dates above all): judge each once
+        misfits: dict[str, list[str]] = {}
+        for line, value in candidates:
+            if value not in verdicts:
+                verdicts[value] = misfit(value.strip())
+            if verdicts[value]:
+                misfits.setdefault(verdicts[value], []).append(f"line {line} {_shorten(value)!r}")
+        for why, where in misfits.items():
+            examples = ", ".join(where[:3]) + (", …" if len(where) > 3 else "")
+            problems.append(f"{path}: {len(where)} row(s): {why.format(column=column)} ({examples})")
+    return problems
+
+
+def _shorten(value: str, chars: int = 40) -> str:
+    return value if len(value) <= chars else value[:chars] + "…"
+
+
 def read_metadata_csv(path: Path | None) -> tuple[dict[str, dict[str, str]], list[str]]:
     """Rows of a metadata.csv keyed by the `file` column (path relative to the input folder).
 
-    Returns (rows, problems); problems are sentences for the log (missing columns, duplicate rows,
-    an encoding other than UTF-8, unreadable lines). A damaged catalogue never stops the pipeline:
-    the rows that can be read are used.
+    Returns (rows, problems); problems are sentences for the log (missing or unknown columns, duplicate
+    rows, values that do not fit METADATA_SCHEMA, an encoding other than UTF-8, unreadable lines). A
+    damaged catalogue never stops the pipeline: the rows that can be read are used, every value as read.
+    Read with the csv module, not pandas: bench/bench_metadata_csv.py measured no gain and rows pandas
+    cannot keep (an unclosed quote, a row with an extra field, physical line numbers).
     """
     if path is None or not Path(path).exists():
         return {}, []
@@ -328,6 +390,7 @@ def read_metadata_csv(path: Path | None) -> tuple[dict[str, dict[str, str]], lis
     if missing:
         problems.append(f"{path}: columns missing, left empty: {', '.join(missing)}")
     rows: dict[str, dict[str, str]] = {}
+    checked: list[tuple[int, dict[str, str]]] = []
     while True:
         try:
             raw = next(reader)
@@ -344,4 +407,5 @@ def read_metadata_csv(path: Path | None) -> tuple[dict[str, dict[str, str]], lis
             problems.append(f"{path}:{reader.line_num}: second row for {key}; the first one is used")
         else:
             rows[key] = row
-    return rows, problems
+            checked.append((reader.line_num, row))
+    return rows, problems + _schema_problems(path, columns, checked)

@@ -55,7 +55,8 @@ def server(monkeypatch):
 
 
 def _leftovers(folder):
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    """Anything in ``folder`` that is not a model file: hidden or not (pooch names its temporary files tmp*)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".pth"))
 
 
 def test_good_checksum_installs_file(server, tmp_path):
@@ -86,8 +87,9 @@ def test_bad_checksum_installs_nothing_and_keeps_existing_file(server, tmp_path)
 
 def test_interrupted_download_leaves_no_partial_file(server, tmp_path):
     dest = tmp_path / "m.pth"
-    with pytest.raises(DownloadError):
+    with pytest.raises(DownloadError) as info:
         download_model(f"{server}/cut.pth", dest, GOOD_SHA, timeout=10)
+    assert not isinstance(info.value, ChecksumError)  # a cut connection is said to be one, not a bad file
     assert not dest.exists() and _leftovers(tmp_path) == []
 
     dest.write_bytes(b"older good file")
@@ -152,3 +154,13 @@ def test_cli_sha256_override(local_table, tmp_path):
     assert (models / "unknown.pth").read_bytes() == BODY
     assert download.main(["unknown", "--sha256", f"unknown={'1' * 64}", "--models-dir", str(tmp_path / "b")]) == 1
     assert download.main(["nosuchmodel", "--models-dir", str(models)]) == 2
+
+
+def test_importing_the_module_loads_no_network_code():
+    """The pipeline imports `sha256_of_file` from here; pooch and requests come only with a download."""
+    import subprocess
+    import sys
+
+    code = "import sys, photoarchive.download; print(sorted({'pooch', 'requests'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

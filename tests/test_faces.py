@@ -73,6 +73,38 @@ def test_similarity_transform_recovers_known_similarity():
     np.testing.assert_allclose(m[:, 2], shift, atol=1e-9)
 
 
+# Matrices the hand-written Umeyama estimate (before skimage.transform.SimilarityTransform) gave on
+# fixed landmarks: a frontal face, a turned face far from the origin, and a mirrored set (reflection guard).
+_RECORDED_LANDMARKS = {
+    "frontal": [[230.5, 310.25], [301.0, 308.75], [266.0, 352.5], [238.25, 395.0], [294.5, 393.5]],
+    "tilted": [[1180.0, 2011.5], [1262.75, 1980.0], [1231.0, 2052.25], [1214.5, 2105.0], [1283.0, 2079.75]],
+    "mirrored": [[301.0, 308.75], [230.5, 310.25], [266.0, 352.5], [294.5, 393.5], [238.25, 395.0]],
+}
+_RECORDED_AFFINES = {
+    ("frontal", 256): [[0.7463206993, -0.0058440526, -68.4616534713], [0.0058440526, 0.7463206993, -112.0299371395]],
+    ("frontal", 512): [[1.4926413986, -0.0116881052, -136.9233069427],
+                       [0.0116881052, 1.4926413986, -224.0598742789]],
+    ("tilted", 256): [[0.5825434205, -0.1823003839, -218.0324593823], [0.1823003839, 0.5825434205, -1264.4835648797]],
+    ("tilted", 512): [[1.165086841, -0.3646007678, -436.0649187645], [0.3646007678, 1.165086841, -2528.9671297595]],
+    ("mirrored", 256): [[0.1875655513, 0.0041507907, 76.6769688272], [-0.0041507907, 0.1875655513, 87.3110030339]],
+    ("mirrored", 512): [[0.3751311025, 0.0083015814, 153.3539376545], [-0.0083015814, 0.3751311025, 174.6220060678]],
+}
+
+
+@pytest.mark.parametrize("name,size", sorted(_RECORDED_AFFINES))
+def test_similarity_transform_matches_recorded_numbers(name, size):
+    m = similarity_transform(np.array(_RECORDED_LANDMARKS[name]), alignment_template(size))
+    assert m.shape == (2, 3) and m.dtype == np.float64
+    np.testing.assert_allclose(m, _RECORDED_AFFINES[(name, size)], rtol=0, atol=1e-6)
+
+
+def test_similarity_transform_refuses_bad_landmarks():
+    with pytest.raises(ValueError):
+        similarity_transform(np.ones((5, 2)), alignment_template(512))  # all points coincide
+    with pytest.raises(ValueError):
+        similarity_transform(np.zeros((4, 2)), alignment_template(512))  # 4 points against 5
+
+
 def _blob_image(points: np.ndarray, shape=(600, 700)) -> np.ndarray:
     yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     img = np.zeros(shape, np.float32)

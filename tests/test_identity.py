@@ -15,7 +15,7 @@ import pytest
 from skimage import data
 
 from photoarchive.faces import align_face, paste_faces
-from photoarchive.identity import ChipGeometry, FaceEmbedder, model_paths
+from photoarchive.identity import ChipGeometry, FaceEmbedder, model_paths, shape_drift
 from photoarchive.restore import RESTORE_DEFAULTS
 
 THRESHOLDS = RESTORE_DEFAULTS["identity"]
@@ -151,3 +151,22 @@ def test_bad_input_raises(embedder, astronaut):
         embedder.chip_geometry(astronaut, (2000.0, 2000.0, 2100.0, 2100.0))
     with pytest.raises(ValueError, match="differ in size"):
         embedder.distance(astronaut, astronaut[:200], ASTRONAUT_BOX)
+
+
+def _drift_chips():
+    rng = np.random.default_rng(5)
+    base = cv2.GaussianBlur(rng.uniform(0, 1, (150, 150, 3)).astype(np.float32), (0, 0), 2.0)
+    chip = ((base - base.min()) / (base.max() - base.min()) * 255).astype(np.uint8)
+    yy, xx = np.mgrid[0:150, 0:150].astype(np.float32)
+    warped = cv2.remap(chip, xx + 1.5 * np.sin(yy / 12.0), yy + 1.0 * np.cos(xx / 15.0), cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REFLECT)
+    turned = cv2.warpAffine(chip, cv2.getRotationMatrix2D((75, 75), 3.0, 1.02), (150, 150),
+                            borderMode=cv2.BORDER_REFLECT)
+    return chip, warped, turned
+
+
+def test_shape_drift_matches_recorded_numbers():
+    """Values the hand-written least-squares similarity gave before the shared skimage-based fit."""
+    chip, warped, turned = _drift_chips()
+    assert shape_drift(chip, warped) == pytest.approx(1.537031074181391, abs=1e-6)
+    assert shape_drift(chip, turned) == pytest.approx(0.11485662171599371, abs=1e-6)  # a similarity: removed

@@ -308,3 +308,24 @@ def test_writes_use_fast_except_for_a_jpeg_with_a_trailer(tmp_path, monkeypatch)
             md.stamp_derivative(et, target, target, md.Provenance(stage="enhance"))
             assert md.read_tags(et, target)["XMP-photoarchive:Stage"] == "enhance"
     assert calls == [True, True, False, True]
+
+
+def test_read_metadata_csv_reports_what_does_not_fit_the_schema_and_keeps_values(tmp_path):
+    long_title = "x" * (md.MAX_VALUE_CHARS + 1)
+    rows, problems = md.read_metadata_csv(_csv(
+        tmp_path, "file,date,title,people,remark\n"
+                  "a.jpg,circa 1950,ok,Ann,r\n"
+                  "b.jpg,1975-13-45,ok,,\n"
+                  f"c.jpg,1962-07,{long_title},Bob;{'y' * 2001},\n"
+                  "d.jpg,circa 1950,,,\n"))
+    assert set(md.METADATA_SCHEMA) == set(md.METADATA_COLUMNS) and md.METADATA_COLUMNS[0] == "file"
+    assert rows["a.jpg"] == {"file": "a.jpg", "date": "circa 1950", "title": "ok", "people": "Ann", "remark": "r"}
+    assert rows["c.jpg"]["title"] == long_title and rows["b.jpg"]["date"] == "1975-13-45"  # stored as read
+    text = "\n".join(problems)
+    assert "columns not used: remark" in text
+    assert ("3 row(s): date not understood (use YYYY, YYYY-MM or YYYY-MM-DD); not written (line 2 'circa 1950', "
+            "line 3 '1975-13-45', line 5 'circa 1950')") in text
+    assert f"1 row(s): title longer than 2000 characters; shortened (line 4 '{'x' * 40}…')" in text
+    assert "1 row(s): a name in people longer than 2000 characters; shortened (line 4 'Bob;yyy" in text
+    assert "1962-07" not in text and "columns missing, left empty: description, archive_id" in text
+    assert len(problems) == 5
