@@ -220,9 +220,23 @@ def unpack_archive(zip_path: Path, dest: Path, limits: ZipLimits) -> dict[str, d
                                  "path": None}
                 continue
             total += info.file_size
-            results[name] = {"status": "ok", "reason": "", "path": str(target.relative_to(dest))}
+            results[name] = {"status": "ok", "reason": "", "path": str(target.relative_to(dest)),
+                             "crc": info.CRC, "size": info.file_size}
     write_atomic(dest / MEMBERS_FILE, json.dumps(results, ensure_ascii=False, indent=1).encode("utf-8"))
     return results
+
+
+def source_fingerprint(source: Source, input_path: Path | None) -> list:
+    """What identifies the content of a source without reading it: size and mtime of a file, CRC-32 and
+    size of a ZIP member (its unpacked copy is new after every unpacking), or why it is unavailable."""
+    if source.refusal or input_path is None:
+        return ["refused", source.refusal]
+    if not source.archive:
+        info = Path(input_path).stat()
+        return [info.st_size, info.st_mtime_ns]
+    members = json.loads((Path(input_path) / MEMBERS_FILE).read_text(encoding="utf-8"))
+    entry = members.get(source.member or "") or {}
+    return [entry.get("status"), entry.get("reason"), entry.get("crc"), entry.get("size")]
 
 
 def locate_source(source: Source, input_path: Path) -> tuple[Path | None, str]:

@@ -12,7 +12,7 @@ from snakemake.utils import validate
 from photoarchive.decisions import DecisionError, effective_status, overrides_row, read_decisions
 from photoarchive.ingest import archive_id, discover_sources, photo_id
 from photoarchive.manifest import write_manifest
-from photoarchive.metadata import read_metadata_csv
+from photoarchive.metadata import METADATA_COLUMNS, read_metadata_csv
 from photoarchive.publish import published_names
 from photoarchive.resources import memory_mb, runtime_minutes
 from photoarchive.stages import STAGES, retry_token
@@ -148,9 +148,17 @@ def catalogue_row(photo):
     return METADATA_ROWS.get(SOURCES[photo].relpath, {})
 
 
+def archival_row(photo):
+    """The photo's archival catalogue fields, which stamp writes (the other columns are per-stage controls)."""
+    row = catalogue_row(photo)
+    return {column: row[column] for column in METADATA_COLUMNS if column in row}
+
+
 def tuned_row(photo, stage):
-    """The photo's catalogue row with a reviewer's retune overrides for `stage` merged over it."""
-    return {**catalogue_row(photo), **overrides_row(DECISIONS.get(photo), stage)}
+    """The photo's catalogue cells for `stage` (columns `<stage>` and `<stage>_...`) with a reviewer's retune
+    overrides for it merged over them."""
+    row = {k: v for k, v in catalogue_row(photo).items() if k == stage or k.startswith(f"{stage}_")}
+    return {**row, **overrides_row(DECISIONS.get(photo), stage)}
 
 
 def tuned_rows(stage):

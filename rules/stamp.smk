@@ -15,7 +15,7 @@ rule stamp:
     params:
         sources=lambda wc: {photo: SOURCES[photo] for photo in batch_members(wc)},
         inputs=lambda wc: {photo: source_of_photo(photo) for photo in batch_members(wc)},
-        archival=lambda wc: {photo: catalogue_row(photo) for photo in batch_members(wc)},
+        archival=lambda wc: {photo: archival_row(photo) for photo in batch_members(wc)},
         max_pixels=config["ingest"]["max_pixels"],
         retry=retry,
     threads: 1

@@ -3,7 +3,7 @@
 from dataclasses import asdict
 from pathlib import Path
 
-from photoarchive.ingest import inspect_file, locate_source
+from photoarchive.ingest import inspect_file, locate_source, source_fingerprint
 from photoarchive.joblog import start_job
 from photoarchive.stages import run_batch
 
@@ -23,9 +23,9 @@ def readable(photo):
 
 
 def parameters(photo):
-    path, refusal = readable(photo)
-    info = path.stat() if path is not None else None
-    return {"source": sources[photo], "file": (info.st_size, info.st_mtime_ns) if info else refusal,
+    source = sources[photo]
+    return {"source": source, "file": source_fingerprint(source, Path(params.inputs[photo]) if params.inputs[photo]
+                                                         else None),
             "limits": (params.max_pixels, params.max_file_mb, params.hash_size)}
 
 
