@@ -11,8 +11,9 @@ A photo's record carries a key: the SHA-256 of the stage, the software version, 
 and the keys of the upstream records it was made from. The runner skips a photo whose record has the
 current key and whose files are all there, so a re-run job redoes only what changed or is missing. A
 photo that raises is logged and listed as failed in the table; its batch mates carry on and the job
-succeeds. `retry_token` (a params value of every batch rule) makes the next run retry the batch while
-it lists a failure or a listed file has gone, and is stable once it does not.
+succeeds (a full or read-only disk still fails it). `retry_token` (a params value of every batch rule)
+makes the next run retry the batch while it lists a failure or a listed file has gone, and is stable
+once it does not.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from photoarchive import __version__
-from photoarchive.imageio import write_atomic
+from photoarchive.imageio import OutputWriteError, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,8 @@ def run_batch(results: Path, stage: str, batch: str, photos: Iterable[str],
         spec.record_path(results, photo).unlink(missing_ok=True)  # no stale record while the photo is redone
         try:
             record = work(photo, key)
+        except OutputWriteError:  # a full or read-only disk fails the whole job: its message says what to do
+            raise
         except Exception as exc:  # one photo's failure is recorded; its batch mates carry on
             log.exception("[%d/%d] %s: %s failed", n, len(photos), photo, spec.label)
             rows.append(BatchRow(photo, "failed", f"{type(exc).__name__}: {exc}", key))
