@@ -129,18 +129,17 @@ def profile_dry_run(workdir: Path, *configfiles: Path, config: str = f"input_dir
 
 
 def test_profile_dry_run_on_the_demo_submits_each_ingest_chunk_once(tmp_path):
-    """The real workflow accepts the profile (options, groups, resources) up to the dedup checkpoint,
-    and the gate rule ties each ingest chunk into one SLURM job."""
+    """The real workflow accepts the profile (options, groups, resources) up to the dedup checkpoint, and
+    each ingest chunk is one SLURM job."""
     text = profile_dry_run(tmp_path, PROFILE.parent / "workflow-config.yaml")
     assert "checkpoint dedup" in text
     submissions = _count_module().count(text)
-    assert submissions["group intake"] == 1  # 9 files, one chunk
-    assert "rule ingest" not in submissions  # no ingest job is submitted alone
+    assert submissions["rule ingest"] == 1  # 9 files, one chunk
 
     small_chunks = tmp_path / "chunks.yaml"
     small_chunks.write_text("scheduling:\n  ingest_chunk_size: 4\n")
     text = profile_dry_run(tmp_path / "small", small_chunks)
-    assert _count_module().count(text)["group intake"] == 3  # 9 files, 4 to a chunk
+    assert _count_module().count(text)["rule ingest"] == 3  # 9 files, 4 to a chunk
 
 
 def _cluster_module(name: str):
