@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -90,7 +89,7 @@ class UpstreamMissingError(Exception):
 @dataclass
 class BatchRow:
     photo_id: str
-    status: str  # done (made now), kept (made before, key unchanged), failed, waiting
+    status: str  # done (now, or before with the same key), failed, waiting (an upstream record is missing)
     reason: str = ""
     key: str = ""
     files: list[str] = field(default_factory=list)  # relative to results/
@@ -101,7 +100,7 @@ class BatchTable:
     stage: str
     batch: str
     rows: list[BatchRow]
-    token: str  # unique to this writing of the table
+    token: str  # the hash of the rows and `retried`: the same when a job that ran again changed nothing
     retried: str  # the retry_token value the job was given (see retry_token)
 
     def to_json(self) -> str:
@@ -141,7 +140,8 @@ def _relative(results: Path, paths: Iterable[Path]) -> list[str]:
 def run_batch(results: Path, stage: str, batch: str, photos: Iterable[str],
               parameters: Callable[[str], object], work: Callable[[str, str], dict],
               table: Path, retried: str = "") -> BatchTable:
-    """Take a batch of photos through `stage`; write and return its table.
+    """Take a batch of photos through `stage`; write and return its table (photos done before with the same
+    key are kept, not redone).
 
     `parameters(photo)` is what, besides upstream records, decides the photo's result (it enters the key).
     `work(photo, key)` writes the photo's files (atomically) and returns its record; the runner writes the
@@ -150,7 +150,7 @@ def run_batch(results: Path, stage: str, batch: str, photos: Iterable[str],
     """
     results = Path(results)
     spec = STAGES[stage]
-    rows = []
+    rows, made = [], 0
     photos = list(photos)
     for n, photo in enumerate(photos, start=1):
         try:
@@ -164,8 +164,7 @@ def run_batch(results: Path, stage: str, batch: str, photos: Iterable[str],
         if record is not None and record.get("key") == key:
             extra = [results / f for f in record.get("files", [])]
             if all(p.exists() for p in files + extra):
-                rows.append(BatchRow(photo, "kept", "unchanged since it was made", key,
-                                     _relative(results, files + extra)))
+                rows.append(BatchRow(photo, "done", "", key, _relative(results, files + extra)))
                 log.info("[%d/%d] %s: unchanged, kept", n, len(photos), photo)
                 continue
         spec.record_path(results, photo).unlink(missing_ok=True)  # no stale record while the photo is redone
@@ -182,17 +181,25 @@ def run_batch(results: Path, stage: str, batch: str, photos: Iterable[str],
                      json.dumps(record, indent=1, default=float, ensure_ascii=False).encode("utf-8"))
         extra = [results / f for f in record.get("files", [])]
         rows.append(BatchRow(photo, "done", "", key, _relative(results, files + extra)))
+        made += 1
         log.info("[%d/%d] %s: done", n, len(photos), photo)
-    result = BatchTable(stage, batch, rows, secrets.token_hex(8), retried)
+    # Same rows, same bytes: a batch job that ran again and changed nothing leaves its table's content as it
+    # was, so Snakemake (which compares the checksums of small inputs) does not re-run the next stage.
+    token = hashlib.sha256(json.dumps([[asdict(r) for r in rows], retried]).encode("utf-8")).hexdigest()[:16]
+    result = BatchTable(stage, batch, rows, token, retried)
     write_atomic(Path(table), result.to_json().encode("utf-8"))
-    log.info("%s %s: %s", stage, batch, ", ".join(f"{v} {k}" for k, v in sorted(result.counts().items())))
+    log.info("%s %s: %s (%d made now)", stage, batch,
+             ", ".join(f"{v} {k}" for k, v in sorted(result.counts().items())), made)
     return result
 
 
 def retry_token(table: Path, results: Path) -> str:
     """A params value for a batch rule: the table's own token while it lists a failure or misses a
     listed file (so the next run re-runs the batch, which redoes just those photos), else the value the
-    job was given when it wrote the table (so a finished batch is left alone)."""
+    job was given when it wrote the table (so a finished batch is left alone).
+
+    The token hashes the value the job was given, so it never equals it: each run with a failure left
+    retries once more."""
     try:
         data = BatchTable.read(table)
     except (OSError, ValueError, TypeError, KeyError):

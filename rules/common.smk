@@ -66,6 +66,7 @@ PUBLISHED = published_names(SOURCES.values())
 # Ingest chunks: the input files in sorted order, scheduling.ingest_chunk_size at a time, one ingest job each.
 _SIZE = config["scheduling"]["ingest_chunk_size"]
 INGEST_CHUNKS = {f"c{k // _SIZE:04d}": sorted(SOURCES)[k:k + _SIZE] for k in range(0, len(SOURCES), _SIZE)}
+CHUNK_OF = {photo: chunk for chunk, photos in INGEST_CHUNKS.items() for photo in photos}
 # Review decisions (python -m photoarchive.review): accept/reject move a photo, retune overrides its controls.
 DECISIONS_FILE = config["review"]["decisions"]
 try:
@@ -114,10 +115,12 @@ def batch_runtime(minutes_per_megapixel, floor_minutes=1):
         sum(map(photo_pixels, batch_members(wildcards))), minutes_per_megapixel, floor_minutes, attempt)
 
 
-def retry(wildcards, output):
-    """A params value of every batch rule: changes while its table lists a failed photo or misses a file
-    (the next run retries just those; photoarchive.stages.retry_token)."""
-    return retry_token(Path(output.table), Path("results"))
+def retry(stage):
+    """A params function of every batch rule: its value changes while the batch's table lists a failed photo
+    or misses a file (the next run retries just those; photoarchive.stages.retry_token). It takes the
+    wildcards alone: Snakemake does not compare params derived from `output`."""
+    return lambda wildcards: retry_token(
+        STAGES[stage].table_path(Path("results"), wildcards.get("batch") or wildcards.chunk), Path("results"))
 
 
 def stage_log(stage):
@@ -127,6 +130,12 @@ def stage_log(stage):
 def stage_table(stage):
     """The batch table of a stage: a batch rule's output, the next stage's input."""
     return f"results/{stage}/batches/{{batch}}.json"
+
+
+def ingest_tables(photos):
+    """The ingest tables holding these photos' records, as `ancient` inputs: a new scan elsewhere in a chunk
+    changes its table but not these photos (a changed scan is an input of its own)."""
+    return [ancient(f"results/ingest/batches/{chunk}.json") for chunk in sorted({CHUNK_OF[p] for p in photos})]
 
 
 def sources_of(photos):

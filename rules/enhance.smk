@@ -15,7 +15,7 @@ rule enhance:
         cfg=config["enhance"],
         catalogue=tuned_rows("enhance"),
         fail_photos=config["debug"]["fail_photos"],
-        retry=retry,
+        retry=retry("enhance"),
     threads: 1
     resources:
         # one float image, enhanced band by band in place; 16-bit encode buffers: measured 16 B/pixel (8-bit

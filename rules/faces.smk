@@ -14,7 +14,7 @@ rule detect_faces:
         photos=batch_members,
         cfg=config["faces"],
         models_dir=config["models_dir"],
-        retry=retry,
+        retry=retry("faces"),
     threads: 1
     resources:
         mem_mb=batch_mem_mb(16, 1000),  # the photo; detection on a capped copy: measured 12 B/pixel at 108 MP

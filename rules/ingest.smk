@@ -52,7 +52,7 @@ rule ingest:
         max_pixels=config["ingest"]["max_pixels"],
         max_file_mb=config["ingest"]["max_file_mb"],
         hash_size=config["dedup"]["hash_size"],
-        retry=retry,
+        retry=retry("ingest"),
     threads: 1
     resources:
         mem_mb=2000,  # one decoded scan in float32 at a time (max_pixels bounds it)

@@ -15,7 +15,7 @@ rule matte:
         photos=batch_members,
         cfg=config["matting"],
         models_dir=config["models_dir"],
-        retry=retry,
+        retry=retry("matting"),
     threads: 1
     resources:
         # photo, alpha and foreground in float: measured 29 B/pixel (8-bit 108 MP), 30 (16-bit 48 MP)

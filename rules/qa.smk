@@ -20,7 +20,7 @@ rule qa:
         cfg=config["qa"],
         identity=config["restore"]["identity"],
         min_face_px=config["faces"]["min_face_px"],
-        retry=retry,
+        retry=retry("qa"),
     threads: 1
     resources:
         mem_mb=batch_mem_mb(30, 1000),  # original and restored photo in float: measured 26 B/pixel at 108 MP

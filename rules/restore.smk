@@ -18,7 +18,7 @@ rule restore_faces:
         catalogue=tuned_rows("restore"),
         cfg=config["restore"],
         models_dir=config["models_dir"],
-        retry=retry,
+        retry=retry("restore"),
     threads: 2
     resources:
         gpu=1,

@@ -4,7 +4,10 @@
 
 rule stamp:
     input:
-        dedup="results/dedup/dedup.tsv",  # the batch's photos and their ingest records
+        # the batch's photos come from dedup's table and their records from ingest's: `ancient`, so that a
+        # new scan elsewhere re-runs only the batch it joins (params change) and a changed scan its own
+        dedup=ancient("results/dedup/dedup.tsv"),
+        ingested=lambda wc: ingest_tables(batch_members(wc)),
         sources=lambda wc: sources_of(batch_members(wc)),
     output:
         table=stage_table("stamp"),
@@ -17,7 +20,7 @@ rule stamp:
         inputs=lambda wc: {photo: source_of_photo(photo) for photo in batch_members(wc)},
         archival=lambda wc: {photo: archival_row(photo) for photo in batch_members(wc)},
         max_pixels=config["ingest"]["max_pixels"],
-        retry=retry,
+        retry=retry("stamp"),
     threads: 1
     resources:
         # decoded scan, float copy and encoder buffers: measured 16 B/pixel (8-bit 108 MP), 23 (16-bit 48 MP)

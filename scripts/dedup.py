@@ -17,7 +17,7 @@ ingest = STAGES["ingest"]
 records = []
 for table in snakemake.input.tables:
     for row in BatchTable.read(Path(table)).rows:
-        if row.status in ("done", "kept"):
+        if row.status == "done":
             text = ingest.record_path(results, row.photo_id).read_text(encoding="utf-8")
             records.append(IngestRecord.from_json(text))
         else:

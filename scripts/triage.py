@@ -14,7 +14,7 @@ decisions = read_decisions(snakemake.input.decisions[0]) if snakemake.input.deci
 lines = ["photo_id\tstatus\tqa_status\tdecision"]
 for table in snakemake.input.tables:
     for row in BatchTable.read(Path(table)).rows:
-        if row.status not in ("done", "kept"):
+        if row.status != "done":
             continue
         verdict = read_record(results, "qa", row.photo_id)
         decision = decisions.get(row.photo_id)

@@ -175,7 +175,7 @@ def test_scheduling_knobs_redo_no_photo(demo_run, tmp_path):
     assert [len(t.rows) for t in tables(results, "ingest").values()] == [3, 3, 3]
     new = tables(results, "qa")  # 7 unique photos: 4 batches (hash buckets) of about 2
     assert len(new) > 1 and sum(len(t.rows) for t in new.values()) == 7
-    assert {r.status for t in new.values() for r in t.rows} == {"kept"}
+    assert {r.status for t in new.values() for r in t.rows} == {"done"}
     assert {f: t for f, t in record_times(results).items() if f in before} == before
 
 
@@ -245,6 +245,6 @@ def test_new_scan_is_processed_alone(demo_run):
     assert len(list((work / "results" / "stamp").glob("*.png"))) == 8  # 7 unique demo photos + the new one
     # the new photo joins the one batch; its batch mates' work is kept, file for file
     (qa,) = tables(work / "results", "qa").values()
-    assert sorted(r.status for r in qa.rows) == ["done"] + ["kept"] * 7
+    assert [r.status for r in qa.rows] == ["done"] * 8
     after = record_times(work / "results")
     assert {f: after[f] for f in before} == before
