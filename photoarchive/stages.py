@@ -11,9 +11,8 @@ A photo's record carries a key: the SHA-256 of the stage, the software version, 
 and the keys of the upstream records it was made from. The runner skips a photo whose record has the
 current key and whose files are all there, so a re-run job redoes only what changed or is missing. A
 photo that raises is logged and listed as failed in the table; its batch mates carry on and the job
-succeeds (a full or read-only disk still fails it). `retry_token` (a params value of every batch rule)
-makes the next run retry the batch while it lists a failure or a listed file has gone, and is stable
-once it does not.
+succeeds (a full or read-only disk still fails it). `retry_marker` (an input of every batch rule) makes
+the next run retry a batch whose table lists a failure or a file that has gone, and only then.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,8 +100,7 @@ class BatchTable:
     stage: str
     batch: str
     rows: list[BatchRow]
-    token: str  # the hash of the rows and `retried`: the same when a job that ran again changed nothing
-    retried: str  # the retry_token value the job was given (see retry_token)
+    token: str  # the hash of the rows: the same when a job that ran again changed nothing
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, ensure_ascii=False)
@@ -139,7 +138,7 @@ def _relative(results: Path, paths: Iterable[Path]) -> list[str]:
 
 def run_batch(results: Path, stage: str, batch: str, photos: Iterable[str],
               parameters: Callable[[str], object], work: Callable[[str, str], dict],
-              table: Path, retried: str = "") -> BatchTable:
+              table: Path) -> BatchTable:
     """Take a batch of photos through `stage`; write and return its table (photos done before with the same
     key are kept, not redone).
 
@@ -185,30 +184,37 @@ def run_batch(results: Path, stage: str, batch: str, photos: Iterable[str],
         log.info("[%d/%d] %s: done", n, len(photos), photo)
     # Same rows, same bytes: a batch job that ran again and changed nothing leaves its table's content as it
     # was, so Snakemake (which compares the checksums of small inputs) does not re-run the next stage.
-    token = hashlib.sha256(json.dumps([[asdict(r) for r in rows], retried]).encode("utf-8")).hexdigest()[:16]
-    result = BatchTable(stage, batch, rows, token, retried)
+    token = hashlib.sha256(json.dumps([asdict(r) for r in rows]).encode("utf-8")).hexdigest()[:16]
+    result = BatchTable(stage, batch, rows, token)
     write_atomic(Path(table), result.to_json().encode("utf-8"))
     log.info("%s %s: %s (%d made now)", stage, batch,
              ", ".join(f"{v} {k}" for k, v in sorted(result.counts().items())), made)
     return result
 
 
-def retry_token(table: Path, results: Path) -> str:
-    """A params value for a batch rule: the table's own token while it lists a failure or misses a
-    listed file (so the next run re-runs the batch, which redoes just those photos), else the value the
-    job was given when it wrote the table (so a finished batch is left alone).
+def retry_marker(table: Path, results: Path) -> list[Path]:
+    """An input of a batch rule: ``<batch>.retry`` beside its table, when there is one.
 
-    The token hashes the value the job was given, so it never equals it: each run with a failure left
-    retries once more."""
+    Where the table lists a failed photo, or a file it lists has gone (deleted by hand), and the marker is
+    not newer than the table, the marker is written anew (with the table's token and the problems, so its
+    bytes change too). Being newer than the rule's output, it makes Snakemake run the batch again, which
+    redoes just those photos; a job that succeeds leaves the marker older than its new table, and a
+    finished batch is left alone. Called while Snakemake builds its plan, dry runs included: the only file
+    this workflow writes then.
+    """
+    marker = Path(table).with_suffix(".retry")
     try:
         data = BatchTable.read(table)
     except (OSError, ValueError, TypeError, KeyError):
-        return ""
+        return [marker] if marker.exists() else []
     results = Path(results)
-    for row in data.rows:
-        if row.status == "failed" or any(not (results / f).exists() for f in row.files):
-            return f"retry {data.token}"
-    return data.retried
+    problems = [f"{row.photo_id}: {row.reason}" for row in data.rows if row.status == "failed"]
+    problems += [f"{row.photo_id}: {f} is missing" for row in data.rows for f in row.files
+                 if not (results / f).exists()]
+    if problems and (not marker.exists() or marker.stat().st_mtime_ns <= Path(table).stat().st_mtime_ns):
+        write_atomic(marker, json.dumps({"table": data.token, "noticed": time.time(), "problems": problems},
+                                        indent=1, ensure_ascii=False).encode("utf-8"))
+    return [marker] if marker.exists() else []
 
 
 def batch_index(results: Path, stage: str) -> dict[str, str]:

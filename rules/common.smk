@@ -15,7 +15,7 @@ from photoarchive.manifest import write_manifest
 from photoarchive.metadata import METADATA_COLUMNS, read_metadata_csv
 from photoarchive.publish import published_names
 from photoarchive.resources import memory_mb, runtime_minutes
-from photoarchive.stages import STAGES, retry_token
+from photoarchive.stages import STAGES, retry_marker
 
 
 validate(config, "../config.schema.yaml")
@@ -116,10 +116,9 @@ def batch_runtime(minutes_per_megapixel, floor_minutes=1):
 
 
 def retry(stage):
-    """A params function of every batch rule: its value changes while the batch's table lists a failed photo
-    or misses a file (the next run retries just those; photoarchive.stages.retry_token). It takes the
-    wildcards alone: Snakemake does not compare params derived from `output`."""
-    return lambda wildcards: retry_token(
+    """An input function of every batch rule: the batch's retry marker, when its table lists a failed photo
+    or misses a file (the next run then retries just those; photoarchive.stages.retry_marker)."""
+    return lambda wildcards: retry_marker(
         STAGES[stage].table_path(Path("results"), wildcards.get("batch") or wildcards.chunk), Path("results"))
 
 

@@ -4,6 +4,7 @@
 rule enhance:
     input:
         repaired=stage_table("repair"),
+        retry=retry("enhance"),  # a batch with a failed photo or a deleted file runs again
     output:
         table=stage_table("enhance"),
     log:
@@ -15,7 +16,6 @@ rule enhance:
         cfg=config["enhance"],
         catalogue=tuned_rows("enhance"),
         fail_photos=config["debug"]["fail_photos"],
-        retry=retry("enhance"),
     threads: 1
     resources:
         # one float image, enhanced band by band in place; 16-bit encode buffers: measured 16 B/pixel (8-bit

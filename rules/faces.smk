@@ -4,6 +4,7 @@
 rule detect_faces:
     input:
         stamped=stage_table("stamp"),
+        retry=retry("faces"),  # a batch with a failed photo or a deleted file runs again
     output:
         table=stage_table("faces"),
     log:
@@ -14,7 +15,6 @@ rule detect_faces:
         photos=batch_members,
         cfg=config["faces"],
         models_dir=config["models_dir"],
-        retry=retry("faces"),
     threads: 1
     resources:
         mem_mb=batch_mem_mb(16, 1000),  # the photo; detection on a capped copy: measured 12 B/pixel at 108 MP

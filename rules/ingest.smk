@@ -39,7 +39,8 @@ rule unpack_archive:
 
 rule ingest:
     input:
-        lambda wc: sources_of(INGEST_CHUNKS[wc.chunk]),
+        sources=lambda wc: sources_of(INGEST_CHUNKS[wc.chunk]),
+        retry=retry("ingest"),  # a chunk with a failed file or a deleted record runs again
     output:
         table="results/ingest/batches/{chunk}.json",
     log:
@@ -52,7 +53,6 @@ rule ingest:
         max_pixels=config["ingest"]["max_pixels"],
         max_file_mb=config["ingest"]["max_file_mb"],
         hash_size=config["dedup"]["hash_size"],
-        retry=retry("ingest"),
     threads: 1
     resources:
         mem_mb=2000,  # one decoded scan in float32 at a time (max_pixels bounds it)

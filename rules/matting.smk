@@ -5,6 +5,7 @@ rule matte:
     input:
         enhanced=stage_table("enhance"),
         faces=stage_table("faces"),
+        retry=retry("matting"),  # a batch with a failed photo or a deleted file runs again
     output:
         table=stage_table("matting"),
     log:
@@ -15,7 +16,6 @@ rule matte:
         photos=batch_members,
         cfg=config["matting"],
         models_dir=config["models_dir"],
-        retry=retry("matting"),
     threads: 1
     resources:
         # photo, alpha and foreground in float: measured 29 B/pixel (8-bit 108 MP), 30 (16-bit 48 MP)

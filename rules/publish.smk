@@ -10,6 +10,7 @@ rule publish:
         matting=stage_table("matting"),
         repaired=stage_table("repair"),
         decisions=decisions_input,
+        retry=retry("publish"),  # a batch with a failed photo or a deleted file runs again
     output:
         table=stage_table("publish"),
     log:
@@ -21,7 +22,6 @@ rule publish:
         published=lambda wc: {photo: PUBLISHED[photo] for photo in batch_members(wc)},
         jpeg_quality=config["publish"]["jpeg_quality"],
         decisions=batch_decisions,  # xmp:Rating and xmp:Label; a new decision re-publishes the photo
-        retry=retry("publish"),  # a published file deleted by hand is published again
     threads: 1
     resources:
         # the restored photo in float and its encoding: measured 13 B/pixel (8-bit 108 MP), 26 (16-bit 48 MP)

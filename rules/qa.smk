@@ -9,6 +9,7 @@ rule qa:
         faces=stage_table("faces"),
         matting=stage_table("matting"),
         restored=stage_table("restore"),
+        retry=retry("qa"),  # a batch with a failed photo or a deleted file runs again
     output:
         table=stage_table("qa"),
     log:
@@ -20,7 +21,6 @@ rule qa:
         cfg=config["qa"],
         identity=config["restore"]["identity"],
         min_face_px=config["faces"]["min_face_px"],
-        retry=retry("qa"),
     threads: 1
     resources:
         mem_mb=batch_mem_mb(30, 1000),  # original and restored photo in float: measured 26 B/pixel at 108 MP

@@ -5,6 +5,7 @@ rule repair:
     input:
         stamped=stage_table("stamp"),
         faces=stage_table("faces"),
+        retry=retry("repair"),  # a batch with a failed photo or a deleted file runs again
     output:
         table=stage_table("repair"),
     log:
@@ -15,7 +16,6 @@ rule repair:
         photos=batch_members,
         cfg=config["repair"],
         catalogue=tuned_rows("repair"),
-        retry=retry("repair"),
     threads: 1
     resources:
         mem_mb=batch_mem_mb(100, 1000),  # float copies, z-maps and masks of a strip, the image twice: ~100 B/pixel

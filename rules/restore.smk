@@ -7,6 +7,7 @@ rule restore_faces:
         enhanced=stage_table("enhance"),
         faces=stage_table("faces"),
         mattes=stage_table("matting"),
+        retry=retry("restore"),  # a batch with a failed photo or a deleted file runs again
     output:
         table=stage_table("restore"),
     log:
@@ -18,7 +19,6 @@ rule restore_faces:
         catalogue=tuned_rows("restore"),
         cfg=config["restore"],
         models_dir=config["models_dir"],
-        retry=retry("restore"),
     threads: 2
     resources:
         gpu=1,

@@ -9,6 +9,7 @@ rule stamp:
         dedup=ancient("results/dedup/dedup.tsv"),
         ingested=lambda wc: ingest_tables(batch_members(wc)),
         sources=lambda wc: sources_of(batch_members(wc)),
+        retry=retry("stamp"),  # a batch with a failed photo or a deleted file runs again
     output:
         table=stage_table("stamp"),
     log:
@@ -20,7 +21,6 @@ rule stamp:
         inputs=lambda wc: {photo: source_of_photo(photo) for photo in batch_members(wc)},
         archival=lambda wc: {photo: archival_row(photo) for photo in batch_members(wc)},
         max_pixels=config["ingest"]["max_pixels"],
-        retry=retry("stamp"),
     threads: 1
     resources:
         # decoded scan, float copy and encoder buffers: measured 16 B/pixel (8-bit 108 MP), 23 (16-bit 48 MP)

@@ -32,4 +32,4 @@ def work(photo, key):
 
 
 run_batch(results, "faces", snakemake.wildcards.batch, snakemake.params.photos, lambda photo: cfg, work,
-          Path(snakemake.output.table), snakemake.params.retry)
+          Path(snakemake.output.table))

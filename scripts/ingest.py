@@ -38,4 +38,4 @@ def work(photo, key):
 
 
 run_batch(results, "ingest", snakemake.wildcards.chunk, sorted(sources), parameters, work,
-          Path(snakemake.output.table), params.retry)
+          Path(snakemake.output.table))

@@ -60,4 +60,4 @@ def work(photo, key):
 
 with exiftool_session() as et:
     run_batch(results, "matting", snakemake.wildcards.batch, snakemake.params.photos, lambda photo: cfg, work,
-              Path(snakemake.output.table), snakemake.params.retry)
+              Path(snakemake.output.table))

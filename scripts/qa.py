@@ -39,4 +39,4 @@ def work(photo, key):
 
 run_batch(results, "qa", snakemake.wildcards.batch, params.photos,
           lambda photo: {"cfg": cfg, "identity": identity, "min_face_px": params.min_face_px}, work,
-          Path(snakemake.output.table), params.retry)
+          Path(snakemake.output.table))

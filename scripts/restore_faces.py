@@ -79,4 +79,4 @@ def work(photo, key):
 
 with exiftool_session() as et:
     run_batch(results, "restore", snakemake.wildcards.batch, params.photos, settings, work,
-              Path(snakemake.output.table), params.retry)
+              Path(snakemake.output.table))

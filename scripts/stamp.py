@@ -32,4 +32,4 @@ def work(photo, key):
 with exiftool_session() as et:
     run_batch(results, "stamp", snakemake.wildcards.batch, sorted(params.sources),
               lambda photo: {"archival": params.archival[photo], "max_pixels": params.max_pixels}, work,
-              Path(snakemake.output.table), params.retry)
+              Path(snakemake.output.table))
