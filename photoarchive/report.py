@@ -148,7 +148,7 @@ def output_links(row: Mapping[str, str], results: Path) -> list[Link]:
             links += [Link(output_label(f), results / f) for f in files]
         else:
             links.append(Link("restored", Path(row["output"])))
-    if row["status"] in ("processed", "review") and pid:
+    if row["status"] in ("processed", "review", "rejected") and pid:  # finished photos: QA judged them
         links.append(Link("QA verdict", file_path(results, "qa", pid)))
     return links
 

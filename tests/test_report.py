@@ -179,6 +179,11 @@ def test_published_files_are_those_the_publish_record_lists(tmp_path):
     record["files"][0] = renamed
     record_file.write_text(json.dumps(record), encoding="utf-8")
     file_path(results, "publish", missing["photo_id"]).unlink()
+    rows[6]["status"] = "rejected"  # a reviewer's reject; publishing has not run since
+    with open(manifest, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
     stale_file = file_path(results, "publish", stale["photo_id"])
     stale_file.write_text(json.dumps({**json.loads(stale_file.read_text(encoding="utf-8")), "status": "rejected"}),
                           encoding="utf-8")
@@ -187,7 +192,7 @@ def test_published_files_are_those_the_publish_record_lists(tmp_path):
     assert [(label, unquote(href)) for label, href, _size in links[listed["source"]]] == [
         ("restored", record["files"][2]), ("matte", record["files"][1]), ("foreground", renamed),
         ("QA verdict", f"qa/{listed['photo_id']}.json")]
-    for row in (missing, stale):
+    for row in (missing, stale, rows[6]):
         assert [(label, unquote(href)) for label, href, _size in links[row["source"]]] == [
             ("restored", row["output"].removeprefix("results/")), ("QA verdict", f"qa/{row['photo_id']}.json")]
     assert output_label("review/a_fg_restored.tif") == "restored" and output_label("x/notes.txt") == "notes.txt"
