@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from photoarchive.report import thumbnail_bytes, write_report, write_thumbnails  # noqa: E402
+from photoarchive.stages import file_path  # noqa: E402
 from tests.report_tree import make_report_tree  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,11 +44,10 @@ CHROMIUM = "/usr/bin/chromium"
 
 def demo_thumbnails(work: Path, long_side: int = 320) -> tuple[float, float]:
     """(seconds per photo for both thumbnails, average thumbnail bytes) on a finished demo run."""
-    pairs = []
-    for restore in sorted((work / "results" / "restore").glob("b*/*.png")):
-        stamp = work / "results" / "stamp" / restore.name
-        if stamp.exists():
-            pairs.append((stamp, restore))
+    results = work / "results"
+    photos = sorted(p.stem for p in (results / "restore").glob("*.json"))  # the restore records
+    pairs = [(file_path(results, "stamp", pid), file_path(results, "restore", pid)) for pid in photos]
+    pairs = [(stamp, restore) for stamp, restore in pairs if stamp.exists() and restore.exists()]
     if not pairs:
         raise SystemExit(f"no restored photos under {work}/results/restore")
     sizes, start = [], time.perf_counter()

@@ -27,6 +27,7 @@ import numpy as np
 from photoarchive.imageio import thumbnail_jpeg, write_image
 from photoarchive.manifest import ManifestRow
 from photoarchive.review import load_config, make_server
+from photoarchive.stages import file_path
 
 REASONS = ["face 0: identity distance 0.{n} from the scan > 0.50: the restored face may be someone else",
            "sharpness fell to 0.{n} of the scan's", "a person was detected but no face (0 faces): the face may be "
@@ -46,8 +47,8 @@ def fake_run(root: Path, rows: int) -> Path:
         (folder / f"{pid}_after.jpg").write_bytes(thumb)
         (folder / f"{pid}_before.jpg").write_bytes(thumb)
         if n < 120:
-            write_image(results / "stamp" / f"{pid}.png", pixels)
-            write_image(results / "restore" / batch_of[pid] / f"{pid}.png", pixels)
+            write_image(file_path(results, "stamp", pid), pixels)
+            write_image(file_path(results, "restore", pid), pixels)
     with open(results / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(ManifestRow.__dataclass_fields__))
         writer.writeheader()

@@ -1,4 +1,4 @@
-"""Before/after thumbnails (one folder per restore batch) and the static HTML report.
+"""Before/after thumbnails (one folder per batch of photos) and the static HTML report.
 
 The report is a light page that works from the file system, without a server:
 
@@ -8,7 +8,9 @@ The report is a light page that works from the file system, without a server:
   the page loads only the chunks of the rows it shows (a ``<script>`` element, which works from
   ``file://`` where ``fetch`` does not);
 - thumbnails are the files of ``results/thumbs/<batch>/`` (rule thumbnails), linked with
-  ``loading="lazy"`` and their width and height.
+  ``loading="lazy"`` and their width and height;
+- a photo's published files are those its publish record lists, its QA verdict is the qa stage's record
+  (photoarchive.stages: the report builds no stage path itself).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 import cv2
@@ -29,6 +31,7 @@ from PIL import Image
 
 from photoarchive.imageio import atomic_directory, encode_image, read_scan, write_atomic
 from photoarchive.manifest import STATUS_MEANING, read_manifest
+from photoarchive.stages import file_path, read_record
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ def status_codes(statuses: Iterable[str]) -> dict[str, str]:
         if status not in codes:
             codes[status] = next(free)
     return codes
+# A published file's label from the end of its name (before the suffix), in the order the report lists them.
 OUTPUT_KINDS = (("restored", "_restored"), ("matte", "_matte"), ("foreground", "_fg"), ("damage mask", "_damage"))
 
 
@@ -120,17 +124,32 @@ class Link:
     path: Path
 
 
+def output_label(path: str) -> str:
+    """"restored", "matte", "foreground" or "damage mask" from a published file's name; else the name."""
+    stem = PurePosixPath(path).stem
+    return next((label for label, end in OUTPUT_KINDS if stem.endswith(end)), PurePosixPath(path).name)
+
+
 def output_links(row: Mapping[str, str], results: Path) -> list[Link]:
-    """The photo's published files and its QA verdict, as paths under `results`' parent (the work dir)."""
+    """The photo's published files and its QA verdict, as paths under `results`' parent (the work dir)
+    or absolute.
+
+    The published files are those the photo's publish record lists (relative to `results`), when that
+    record is for the manifest's status; otherwise (published before the record existed, or since
+    moved by a decision) just the manifest's ``output``.
+    """
     links = []
+    pid = row["photo_id"]
     if row["output"]:
-        restored = Path(row["output"])
-        stem = restored.name.removesuffix(restored.suffix).removesuffix("_restored")
-        for label, suffix in OUTPUT_KINDS:
-            ext = restored.suffix if suffix == "_restored" else ".png"
-            links.append(Link(label, restored.with_name(f"{stem}{suffix}{ext}")))
-    if row["status"] in ("processed", "review") and row["photo_id"]:
-        links.append(Link("QA verdict", results / "qa" / f"{row['photo_id']}.json"))
+        published = read_record(results, "publish", pid) if pid else None
+        if published and published.get("status") == row["status"] and published.get("files"):
+            order = {label: n for n, (label, _end) in enumerate(OUTPUT_KINDS)}
+            files = sorted(published["files"], key=lambda f: order.get(output_label(f), len(order)))
+            links += [Link(output_label(f), results / f) for f in files]
+        else:
+            links.append(Link("restored", Path(row["output"])))
+    if row["status"] in ("processed", "review", "rejected") and pid:  # finished photos: QA judged them
+        links.append(Link("QA verdict", file_path(results, "qa", pid)))
     return links
 
 

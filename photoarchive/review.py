@@ -13,6 +13,9 @@ One page (photoarchive/data/review/) and a JSON API on a standard-library Thread
     GET  /file/results/<path>, /file/input/<path>   image files (full resolution) under those two folders only
     GET  /thumb/<id>/before|after   results/thumbs/<batch>/<id>_<kind>.jpg, else made in memory
 
+Per-photo files under results/ are found through the stage contract (photoarchive.stages: file_path,
+read_record), never by building their paths here.
+
 Security: files are served only from under results/ and the input folder (after resolving symbolic links;
 "..", encoded or not, is refused); the server binds 127.0.0.1 unless told otherwise, and on any other
 address every request must carry the token printed at start (``?token=`` once, then a cookie, or the
@@ -47,6 +50,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from photoarchive import decisions as dec
 from photoarchive.imageio import read_scan, thumbnail_jpeg
 from photoarchive.settings import SCHEMA_FILE
+from photoarchive.stages import file_path, read_record
 
 log = logging.getLogger(__name__)
 
@@ -222,22 +226,18 @@ class ReviewData:
             return None
         r = self.results
         batch = self.batch_of(photo)
-        verdict = _read_json(r / "qa" / f"{photo}.json")
-        enhance = _read_json(r / "enhance" / f"{photo}.json")
-        restore = _read_json(r / "restore" / batch / f"{photo}.json") if batch else {}
-        ingest = _read_json(r / "ingest" / f"{photo}.json")
-        repair = _read_json(r / "repair" / f"{photo}.json")
-        matting = _read_json(r / "matting" / f"{photo}.json")
+        verdict, enhance, restore, ingest, repair, matting = (
+            read_record(r, stage, photo) or {} for stage in ("qa", "enhance", "restore", "ingest", "repair", "matting"))
         try:
             faces = json.loads(row.get("face_records") or "[]")
         except ValueError:
             faces = []
         retuned = r / "review_app" / "retune" / photo
         images = {
-            "before": self._url(r / "stamp" / f"{photo}.png"),
-            "after": self._url(r / "restore" / batch / f"{photo}.png") if batch else None,
-            "matte": self._url(r / "matting" / f"{photo}_matte.png"),
-            "damage": self._url(r / "repair" / f"{photo}_damage.png"),
+            "before": self._url(file_path(r, "stamp", photo)),
+            "after": self._url(file_path(r, "restore", photo)),
+            "matte": self._url(file_path(r, "matting", photo, 0)),
+            "damage": self._url(file_path(r, "repair", photo, 1)),
             "published": self._url(self._output(row["output"])) if row.get("output") else None,
             "original": self._url(self.input_dir / row["source"]),
             "retuned": self._url(retuned / "after.png"),
@@ -261,7 +261,7 @@ class ReviewData:
 
     def thumbnail(self, photo: str, kind: str) -> tuple[bytes, str] | None:
         """(JPEG bytes, where from): the thumbs rule's file, else one made in memory (never written)."""
-        batch = self.batch_of(photo)
+        batch = self.batch_of(photo)  # "" for a photo that is not a unique one of this run
         if not batch or kind not in ("before", "after"):
             return None
         made = self.results / "thumbs" / batch / f"{photo}_{kind}.jpg"
@@ -272,7 +272,7 @@ class ReviewData:
             if key in self._thumbs:
                 self._thumbs.move_to_end(key)
                 return self._thumbs[key], "memory"
-        source = self.results / ("stamp" if kind == "before" else f"restore/{batch}") / f"{photo}.png"
+        source = file_path(self.results, "stamp" if kind == "before" else "restore", photo)
         try:
             scan = read_scan(source, max_pixels=10**10, max_side=2 * THUMB_PX)
         except (OSError, ValueError):
@@ -327,11 +327,13 @@ class Retuner:
         results, config = self.data.results, self.data.config
         kept = (self.data.decisions().get(photo) or {}).get("overrides", {})
         cells = {**self.catalogue.get(row["source"], {}), **dec.overrides_row({"overrides": {**kept, **overrides}})}
-        detection = json.loads((results / "faces" / f"{photo}.json").read_text())
+        detection = read_record(results, "faces", photo)
+        if detection is None:
+            raise FileNotFoundError(f"{file_path(results, 'faces', photo)}: run the pipeline first")
         faces = detection["faces"]
         started = time.perf_counter()
         with self._lock:
-            original, depth = load_working(results / "stamp" / f"{photo}.png")
+            original, depth = load_working(file_path(results, "stamp", photo))
             pixels = original
             repair_cfg = rep.apply_overrides(config["repair"], rep.catalogue_overrides(cells))
             masks = None
@@ -339,7 +341,7 @@ class Retuner:
                 boxes = [f["box"] for f in faces] if repair_cfg["protect_faces"] else None
                 pixels, masks, _ = rep.repair(pixels, repair_cfg, boxes)
             enhanced, enhance_record = enh.enhance(pixels, {**config["enhance"], **enh.catalogue_overrides(cells)})
-            matte_path = results / "matting" / f"{photo}_matte.png"
+            matte_path = file_path(results, "matting", photo, 0)
             matte = load_working(matte_path)[0] if matte_path.is_file() else None
             restore_cfg = config["restore"]
             embedder = FaceEmbedder() if faces and restore_cfg["identity"]["guard"] else None
@@ -349,7 +351,7 @@ class Retuner:
                                         if e.get("status") == "error"]
             metrics = qa.measure_photo(original, restored, faces, restore_record, config["qa"], embedder,
                                        detection.get("skipped", []), config["faces"]["min_face_px"])
-            metrics["person_found"] = _read_json(results / "matting" / f"{photo}.json").get("person_found")
+            metrics["person_found"] = (read_record(results, "matting", photo) or {}).get("person_found")
             metrics["tone_kept"] = enhance_record.get("tone_kept")
             status, reasons = qa.triage(metrics, config["qa"], restore_cfg["identity"])
             out = results / "review_app" / "retune" / photo

@@ -1,10 +1,10 @@
 """A synthetic results tree for the report (tests/test_report.py, bench/bench_report.py).
 
-It writes what the report reads, with the pipeline's layout, without running the stages: the manifest,
-stamped scans and restored images (small flat images), the published files (a few bytes: the report
-only links them and shows their size) and QA verdicts. Photos are processed, review, duplicate or
-failed in a fixed pattern; some failed photos have a stamped scan but no restored image (restoration
-failed for them), which the thumbnails must skip.
+It writes what the report reads, with the pipeline's layout (photoarchive.stages), without running the
+stages: the manifest, stamped scans and restored images (small flat images), the published files (a few
+bytes: the report only links them and shows their size) with each photo's publish record listing them,
+and QA verdicts. Photos are processed, review, duplicate or failed in a fixed pattern; some failed photos
+have a stamped scan but no restored image (restoration failed for them), which the thumbnails must skip.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from photoarchive.manifest import ManifestRow
+from photoarchive.stages import file_path
 
 BATCH_SIZE = 32
 REVIEW_REASONS = (
@@ -62,8 +63,8 @@ def make_report_tree(work: Path, n: int, image_px: tuple[int, int] = (48, 36), p
             continue
         batch = f"b{unique // BATCH_SIZE:04d}"
         unique += 1
-        stamp = results / "stamp" / f"{pid}.png"
-        restored = results / "restore" / batch / f"{pid}.png"
+        stamp = file_path(results, "stamp", pid)
+        restored = file_path(results, "restore", pid)  # flat: the batch is not in the path
         stamp.parent.mkdir(parents=True, exist_ok=True)
         restored.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_bytes(ok_png)
@@ -76,14 +77,21 @@ def make_report_tree(work: Path, n: int, image_px: tuple[int, int] = (48, 36), p
         restored.write_bytes(done_png)
         reasons = [] if status == "processed" else [
             REVIEW_REASONS[(k + j) % len(REVIEW_REASONS)].format(i=j, d=10 + k % 80) for j in range(1 + k % 2)]
-        verdict = results / "qa" / f"{pid}.json"
+        key = f"{k:064x}"
+        verdict = file_path(results, "qa", pid)
         verdict.parent.mkdir(parents=True, exist_ok=True)
-        verdict.write_text(json.dumps({"photo_id": pid, "status": status, "reasons": reasons}), encoding="utf-8")
+        verdict.write_text(json.dumps({"photo_id": pid, "status": status, "reasons": reasons, "key": key}),
+                           encoding="utf-8")
         out = Path("results") / status / folder / f"photo_{k:05d}_restored.jpg"
+        published = []
         for suffix in ("_restored.jpg", "_matte.png", "_fg.png", "_damage.png"):
             target = work / out.parent / f"photo_{k:05d}{suffix}"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(b"x" * (published_bytes * (1 + k % 7)))
+            published.append(target.relative_to(results).as_posix())
+        record = file_path(results, "publish", pid)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"status": status, "files": published, "key": key}), encoding="utf-8")
         row.reason = "; ".join(reasons) or "all QA checks passed"
         row.output = str(out)
         row.faces, row.face_detector, row.preset = str(k % 3), "retinaface", "faded"

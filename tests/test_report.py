@@ -19,12 +19,14 @@ from report_tree import make_report_tree
 from photoarchive.manifest import STATUS_MEANING
 from photoarchive.report import (
     STATUS_CODES,
+    output_label,
     reason_kind,
     thumbnail_bytes,
     write_report,
     write_sample,
     write_thumbnails,
 )
+from photoarchive.stages import file_path
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -161,6 +163,39 @@ def test_report_page_links_sizes_counts_and_accessibility(small):
     # the index the filters and sorting use: one status letter per row, in manifest order
     index = _index(results / "report-data")
     assert index["s"] == "".join(STATUS_CODES[r["status"]] for r in rows)
+
+
+def test_published_files_are_those_the_publish_record_lists(tmp_path):
+    """Links come from results/publish/<photo>.json ("files", relative to results/); a photo whose record
+    is missing or is for another status than the manifest's links just the manifest's output."""
+    results, manifest, _batches = make_report_tree(tmp_path, 12)
+    rows = _manifest(manifest)
+    listed, missing, stale = [r for r in rows if r["status"] in ("processed", "review")][:3]
+    record_file = file_path(results, "publish", listed["photo_id"])
+    record = json.loads(record_file.read_text(encoding="utf-8"))
+    record["files"] = list(reversed([f for f in record["files"] if not f.endswith("_damage.png")]))
+    renamed = Path(record["files"][0]).with_name("other name_fg.png").as_posix()  # any name the record gives
+    (results / record["files"][0]).rename(results / renamed)
+    record["files"][0] = renamed
+    record_file.write_text(json.dumps(record), encoding="utf-8")
+    file_path(results, "publish", missing["photo_id"]).unlink()
+    rows[6]["status"] = "rejected"  # a reviewer's reject; publishing has not run since
+    with open(manifest, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    stale_file = file_path(results, "publish", stale["photo_id"])
+    stale_file.write_text(json.dumps({**json.loads(stale_file.read_text(encoding="utf-8")), "status": "rejected"}),
+                          encoding="utf-8")
+    write_report(manifest, results, results / "report.html")
+    links = {r[0]: r[4] for r in _chunks(results / "report-data")}
+    assert [(label, unquote(href)) for label, href, _size in links[listed["source"]]] == [
+        ("restored", record["files"][2]), ("matte", record["files"][1]), ("foreground", renamed),
+        ("QA verdict", f"qa/{listed['photo_id']}.json")]
+    for row in (missing, stale, rows[6]):
+        assert [(label, unquote(href)) for label, href, _size in links[row["source"]]] == [
+            ("restored", row["output"].removeprefix("results/")), ("QA verdict", f"qa/{row['photo_id']}.json")]
+    assert output_label("review/a_fg_restored.tif") == "restored" and output_label("x/notes.txt") == "notes.txt"
 
 
 @pytest.mark.parametrize("photos", [1000, 10000])

@@ -18,6 +18,7 @@ from photoarchive.manifest import ManifestRow
 from photoarchive.metadata import exiftool_session, read_tags, write_review_tags
 from photoarchive.package import read_decisions as package_read_decisions
 from photoarchive.review import ForbiddenPathError, load_config, make_server, reason_kind, safe_path
+from photoarchive.stages import file_path
 
 PHOTO = "family__img001.jpg-0123abcd"
 OTHER = "family__img002.jpg-89abcdef"
@@ -181,17 +182,22 @@ def _config(tmp_path) -> dict:
 
 @pytest.fixture
 def run(tmp_path):
-    """A tiny finished run: input folder, results/ with manifest, stamp, restore, dedup; 12 photos."""
+    """A tiny finished run: input folder, results/ with manifest, stamp, restore, dedup; 12 photos.
+
+    Per-photo files are where the stage contract puts them (photoarchive.stages.file_path): restore is
+    flat (results/restore/<photo>.png), whatever the photo's batch; records carry their key."""
     scans, results = tmp_path / "scans", tmp_path / "work" / "results"
-    for sub in ("stamp", "restore/b0000", "dedup", "qa", "matting"):
+    for sub in ("stamp", "restore", "dedup", "qa", "matting"):
         (results / sub).mkdir(parents=True)
     (scans / "family").mkdir(parents=True)
     rows = []
     for n, pid in enumerate(IDS):
         pixels = np.full((40, 60, 3), 0.1 + 0.05 * n, np.float32)
         write_image(scans / "family" / f"p{n:03d}.jpg", pixels)
-        write_image(results / "stamp" / f"{pid}.png", pixels)
-        write_image(results / "restore" / "b0000" / f"{pid}.png", pixels * 0.9)
+        write_image(file_path(results, "stamp", pid), pixels)
+        write_image(file_path(results, "restore", pid), pixels * 0.9)
+        file_path(results, "restore", pid, 1).write_text(json.dumps(
+            {"backend": "classical", "controls": {"strength": 50 + n}, "faces": [], "key": f"{n:064x}"}))
         status = "review" if n % 3 else "processed"
         reason = (f"face 0: identity distance 0.{50 + n} from the scan > 0.50: the restored face may be someone else"
                   if n % 2 else "sharpness fell to 0.70 of the scan's")
@@ -342,9 +348,11 @@ def test_list_paginates_filters_sorts_and_counts(server):
 def test_detail_has_images_faces_and_provenance(server):
     detail = json.loads(request(server, "GET", f"/api/photo/{IDS[1]}")[2])
     assert detail["images"]["before"] == f"/file/results/stamp/{IDS[1]}.png"
-    assert detail["images"]["after"] == f"/file/results/restore/b0000/{IDS[1]}.png"
+    assert detail["images"]["after"] == f"/file/results/restore/{IDS[1]}.png"  # flat, not under its batch
     assert detail["images"]["original"] == "/file/input/family/p001.jpg"
     assert detail["faces"][0]["box"] == [5, 5, 25, 25] and detail["provenance"]["batch"] == "b0000"
+    assert detail["provenance"]["restore_backend"] == "classical"  # from the restore record
+    assert detail["provenance"]["controls"] == {"strength": 51}
     assert request(server, "GET", "/api/photo/..%2f..%2fetc")[0] == 404
     assert request(server, "GET", "/api/photo/unknown-00000000")[0] == 404
 
@@ -379,6 +387,36 @@ def test_decisions_through_the_api_leave_originals_alone(server, run):
     assert {k: v for k, v in after.items() if k in results_before} == results_before  # pipeline outputs untouched
     listing = json.loads(request(server, "GET", "/api/photos?status=all")[2])
     assert {i["photo_id"]: i["decision"] for i in listing["items"]}[IDS[1]] == "accept"
+
+
+def test_retune_reads_the_stage_files_and_writes_only_its_own_folder(server, run):
+    """A retune takes the photo's stamped scan, face record and matte from where the stage contract puts
+    them and writes its result under results/review_app/retune/<photo>/ alone."""
+    results, pid = run["results"], IDS[5]
+    file_path(results, "faces", pid).parent.mkdir(parents=True, exist_ok=True)
+    file_path(results, "faces", pid).write_text(json.dumps({"faces": [], "skipped": [], "key": "f" * 64}))
+    write_image(file_path(results, "matting", pid, 0), np.full((40, 60), 1.0, np.float32))
+    file_path(results, "matting", pid, 2).write_text(json.dumps({"person_found": False, "key": "m" * 64}))
+    before = snapshot(results)
+    status, _, body = request(server, "POST", "/api/retune",
+                              {"photo_id": pid, "overrides": {"enhance_preset": "natural", "repair": False}})
+    assert status == 200, body
+    result = json.loads(body)
+    assert result["preset"] == "natural" and result["status"] in ("processed", "review")
+    assert result["image"] == f"/file/results/review_app/retune/{pid}/after.png"
+    out = results / "review_app" / "retune" / pid
+    assert sorted(p.name for p in out.iterdir()) == ["after.png", "result.json"]  # repair off: no damage mask
+    assert json.loads((out / "result.json").read_text())["overrides"] == {"enhance_preset": "natural",
+                                                                          "repair": False}
+    after = snapshot(results)
+    assert {k: v for k, v in after.items() if k in before} == before  # pipeline outputs untouched
+    assert {k for k in after if k not in before} == {f"review_app/retune/{pid}/after.png",
+                                                     f"review_app/retune/{pid}/result.json"}
+    assert json.loads(request(server, "GET", f"/api/photo/{pid}")[2])["retuned"]["preset"] == "natural"
+    # a photo without a face record (the pipeline has not run for it) is refused with the reason
+    status, _, body = request(server, "POST", "/api/retune", {"photo_id": IDS[6], "overrides": {"repair": False}})
+    assert status == 500 and b"run the pipeline first" in body
+    assert not (results / "review_app" / "retune" / IDS[6]).exists()
 
 
 def test_page_and_assets_are_served(server):

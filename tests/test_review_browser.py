@@ -19,6 +19,7 @@ from workflow import REPO, snakemake, snapshot
 
 from photoarchive.metadata import exiftool_session, read_tags
 from photoarchive.review import make_server
+from photoarchive.stages import BatchTable, read_record
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +47,9 @@ def archive(tmp_path_factory):
         shutil.copy2(REPO / "demo" / name, scans / name)
     work = root / "work"
     work.mkdir()
-    # one photo per restore batch, so the retune re-runs only its own batch (the batch limit is issue #12)
+    # the three photos share one batch (batch_size 8): the retune must redo its own photo alone (issue #12)
     settings = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
-    settings["scheduling"]["batch_size"] = 1
+    assert settings["scheduling"]["batch_size"] >= len(FILES)
     (root / "config.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     args = ("--configfile", str(root / "config.yaml"))
     config = {"input_dir": str(scans)}
@@ -148,7 +149,10 @@ def test_review_in_the_browser_then_the_next_run_honours_it(archive, app):
     assert tags[ACCEPT]["XMP-xmp:Rating"] == 5 and tags[ACCEPT]["XMP-xmp:Label"] == "Accepted"
     assert tags[REJECT]["XMP-xmp:Rating"] == -1 and tags[REJECT]["XMP-xmp:Label"] == "Rejected"
     assert retuned["status"] in ("processed", "review") and retuned["decision"] == "retune"
-    batch = retuned["output"] and next((results / "restore").glob(f"*/{ids[RETUNE]}.json"))
-    assert json.loads(batch.read_text())["controls"]["strength"] == 40.0
-    assert json.loads((results / "enhance" / f"{ids[RETUNE]}.json").read_text())["preset"] == "natural"
+    assert read_record(results, "restore", ids[RETUNE])["controls"]["strength"] == 40.0
+    assert read_record(results, "enhance", ids[RETUNE])["preset"] == "natural"
+    # only the retuned photo was restored again; its batch mates' results were kept
+    [table] = (results / "restore" / "batches").glob("*.json")
+    assert {row.photo_id: row.status for row in BatchTable.read(table).rows} == {
+        ids[ACCEPT]: "kept", ids[REJECT]: "kept", ids[RETUNE]: "done"}
     assert snapshot(archive["scans"]) == archive["before"]  # originals still untouched after the run
