@@ -19,7 +19,7 @@ from workflow import REPO, snakemake, snapshot
 
 from photoarchive.metadata import exiftool_session, read_tags
 from photoarchive.review import make_server
-from photoarchive.stages import BatchTable, read_record
+from photoarchive.stages import BatchTable, file_path, read_record
 
 pytestmark = pytest.mark.slow
 
@@ -134,6 +134,7 @@ def test_review_in_the_browser_then_the_next_run_honours_it(archive, app):
     assert snapshot(archive["scans"]) == archive["before"]  # the app never touched an original
 
     # the next run honours the three decisions
+    restored_before = {pid: file_path(results, "restore", pid).stat().st_mtime_ns for pid in ids.values()}
     snakemake(work, *archive["args"], config=archive["config"])
     rows = manifest(work)
     accepted, rejected, retuned = rows[ACCEPT], rows[REJECT], rows[RETUNE]
@@ -151,8 +152,10 @@ def test_review_in_the_browser_then_the_next_run_honours_it(archive, app):
     assert retuned["status"] in ("processed", "review") and retuned["decision"] == "retune"
     assert read_record(results, "restore", ids[RETUNE])["controls"]["strength"] == 40.0
     assert read_record(results, "enhance", ids[RETUNE])["preset"] == "natural"
-    # only the retuned photo was restored again; its batch mates' results were kept
+    # only the retuned photo was restored again; its batch mates' results were kept, file for file
     [table] = (results / "restore" / "batches").glob("*.json")
-    assert {row.photo_id: row.status for row in BatchTable.read(table).rows} == {
-        ids[ACCEPT]: "kept", ids[REJECT]: "kept", ids[RETUNE]: "done"}
+    assert {row.photo_id for row in BatchTable.read(table).rows} == set(ids.values())
+    restored = {pid: file_path(results, "restore", pid).stat().st_mtime_ns for pid in ids.values()}
+    assert restored == {**restored_before, ids[RETUNE]: restored[ids[RETUNE]]}
+    assert restored[ids[RETUNE]] != restored_before[ids[RETUNE]]
     assert snapshot(archive["scans"]) == archive["before"]  # originals still untouched after the run
