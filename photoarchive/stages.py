@@ -120,8 +120,8 @@ class BatchTable:
 def photo_key(results: Path, stage: str, photo: str, parameters: Callable[[str], object]) -> str:
     """The key of a photo's record: stage, version, its `parameters(photo)` and its upstream records' keys.
 
-    Raises UpstreamMissingError when an upstream record is missing (before `parameters` is called, so that it may read
-    them)."""
+    Raises UpstreamMissingError when an upstream record is missing (before `parameters` is called, so that
+    it may read them)."""
     upstream = []
     for name in STAGES[stage].upstream:
         record = read_record(results, name, photo)
