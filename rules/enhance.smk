@@ -15,7 +15,6 @@ rule enhance:
         photos=batch_members,
         cfg=config["enhance"],
         catalogue=tuned_rows("enhance"),
-        fail_photos=config["debug"]["fail_photos"],
     threads: 1
     resources:
         # one float image, enhanced band by band in place; 16-bit encode buffers: measured 16 B/pixel (8-bit

@@ -19,7 +19,7 @@ def settings(photo):
 
 
 def work(photo, key):
-    if photo in params.fail_photos:  # test hook, see config.yaml
+    if photo in snakemake.config["debug"]["fail_photos"]:  # test hook (config.yaml), not a parameter
         raise RuntimeError("simulated crash: this photo is listed in the config's debug.fail_photos (a test hook)")
     master = file_path(results, "repair", photo)
     pixels, depth = load_working(master)
