@@ -50,6 +50,7 @@ GPEN_CONFIGS: dict[int, dict] = {
 }
 
 _SQRT2 = math.sqrt(2.0)
+_CL = torch.channels_last  # N×C×H×W tensors stored N×H×W×C
 # Channel count per resolution before `narrow` is applied; from 64 px up it is also scaled by
 # channel_multiplier.
 _BASE_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16, 2048: 8}
@@ -80,6 +81,18 @@ def _leaky_relu_scaled(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu_(x, 0.2)
 
 
+def _fold_batch(x: torch.Tensor) -> torch.Tensor:
+    """N×C×H×W → 1×N·C×H×W, so that one grouped conv (N groups) applies per-sample weights."""
+    # One sample is passed as it is: reshaping it would give dim 0 a stride that hides the
+    # channels_last layout from the conv (which then falls back to slower NCHW code).
+    return x if x.shape[0] == 1 else x.reshape(1, -1, *x.shape[2:])
+
+
+def _unfold_batch(x: torch.Tensor, n: int) -> torch.Tensor:
+    """1×N·C×H×W → N×C×H×W (the inverse of `_fold_batch`)."""
+    return x if n == 1 else x.reshape(n, -1, *x.shape[2:])
+
+
 # --------------------------------------------------------------------------------------------------
 # Building blocks
 # --------------------------------------------------------------------------------------------------
@@ -102,7 +115,8 @@ class Blur(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
         # upfirdn2d convolves (flipped kernel); conv2d correlates, so flip to get the same numbers.
-        weight = self.kernel.flip(0, 1).expand(channels, 1, -1, -1)
+        # A materialised channels_last weight keeps oneDNN on its fast depthwise path.
+        weight = self.kernel.flip(0, 1).expand(channels, 1, -1, -1).contiguous(memory_format=_CL)
         return F.conv2d(x, weight, padding=self.pad, groups=channels)
 
 
@@ -147,8 +161,8 @@ class EqualLinear(nn.Module):
         self.activate = activate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: N×in_dim → N×out_dim
-        out = F.linear(x, self.weight * self.scale)
+        # x: N×in_dim → N×out_dim; scaling the small output instead of the weight saves a weight copy
+        out = F.linear(x, self.weight).mul_(self.scale)
         if self.activate:
             return _leaky_relu_scaled(out, self.bias * self.lr_mul)
         return out + self.bias * self.lr_mul
@@ -259,17 +273,20 @@ class ModulatedConv2d(nn.Module):
         if self.demodulate:
             # |W[o] * s| ** 2 summed over (i, ky, kx) is s**2 @ |W[o, i]|**2: a small N×Cin @ Cin×Cout
             # product instead of squaring the whole N×Cout×Cin×k×k modulated weight.
-            sq_norm = style.square() @ weight.square().sum(dim=(2, 3)).t()  # N×Cout
+            sq_norm = style.square() @ torch.linalg.vector_norm(weight, dim=(2, 3)).square().t()  # N×Cout
             coef = coef * torch.rsqrt(sq_norm + 1e-8)[:, :, None]  # N×Cout×Cin
-        x = x.reshape(1, n * c_in, h, w)  # batch folded into channels: one conv with N groups
+        if k == 1:
+            # A 1×1 conv is a matmul over channels: N×H×W×Cin @ N×1×Cin×Cout (a view when channels_last).
+            weight = (weight[:, :, 0, 0] * coef).transpose(1, 2)  # N×Cin×Cout
+            return (x.permute(0, 2, 3, 1) @ weight[:, None]).permute(0, 3, 1, 2)  # N×Cout×H×W
         if self.upsample:
-            # transposed-conv weights are laid out in×out: N·Cin×Cout×k×k
+            # transposed-conv weights are in×out: N·Cin×Cout×k×k
             weight = weight.transpose(0, 1) * coef.transpose(1, 2)[..., None, None]  # N×Cin×Cout×k×k
-            out = F.conv_transpose2d(x, weight.reshape(n * c_in, -1, k, k), stride=2, groups=n)
-            return self.blur(out.reshape(n, -1, 2 * h + 1, 2 * w + 1))  # N×Cout×2H×2W
+            out = F.conv_transpose2d(_fold_batch(x), weight.flatten(0, 1), stride=2, groups=n)
+            return self.blur(_unfold_batch(out, n))  # N×Cout×(2H+1)×(2W+1) → N×Cout×2H×2W
         weight = weight * coef[..., None, None]  # N×Cout×Cin×k×k
-        out = F.conv2d(x, weight.reshape(-1, c_in, k, k), padding=k // 2, groups=n)
-        return out.reshape(n, -1, h, w)
+        out = F.conv2d(_fold_batch(x), weight.flatten(0, 1), padding=k // 2, groups=n)
+        return _unfold_batch(out, n)
 
 
 class FeatureInjection(nn.Module):
@@ -280,7 +297,9 @@ class FeatureInjection(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
-        return torch.cat((x, feature * self.weight.to(feature.dtype)), dim=1)
+        out = torch.cat((x, feature), dim=1)
+        out[:, x.shape[1] :].mul_(self.weight.to(feature.dtype))  # in place: no feature-sized temporary
+        return out
 
 
 class StyledConv(nn.Module):
@@ -345,7 +364,7 @@ class ConstantInput(nn.Module):
         self.input = nn.Parameter(torch.randn(1, channels, 4, 4))
 
     def forward(self, batch: int) -> torch.Tensor:
-        return self.input.expand(batch, -1, -1, -1)
+        return self.input.expand(batch, -1, -1, -1).contiguous(memory_format=_CL)
 
 
 class StyleDecoder(nn.Module):
