@@ -11,10 +11,13 @@ What differs from the official code is only how the same numbers are computed:
 - the FIR blur is a depthwise ``conv2d`` and the FIR upsampling a depthwise ``conv_transpose2d``
   (the official CPU path zero-stuffs, pads and reshapes every channel into a one-channel conv);
 - a modulated conv builds its per-sample weights with the demodulation factor taken from a small
-  style @ |W|^2 product, and runs the whole batch as one grouped conv (batch folded into groups);
-- activations are kept ``channels_last`` (the layout oneDNN and cuDNN convolutions prefer), and the
-  bias + leaky ReLU work in place on fresh conv outputs: on CPU every new large tensor also costs
-  page faults.
+  style @ |W|^2 product, writes them channels_last, and runs the whole batch as one grouped conv
+  (batch folded into groups; a single sample is not reshaped, see `_fold_batch`); a 1×1 modulated
+  conv (ToRGB) is a matmul over channels;
+- activations are kept ``channels_last`` from input to output (the layout oneDNN and cuDNN
+  convolutions prefer; one NCHW tensor in the chain makes oneDNN convert, and concatenating
+  tensors of mixed layouts is slow), and the feature gain, bias and leaky ReLU work in place on
+  fresh tensors: on CPU every new large tensor also costs page faults.
 
 Pure PyTorch and device-agnostic; fp32 on CPU, and fp16 under CUDA autocast if the caller wants it.
 Weights are loaded outside the module by `load_gpen` (bare state dict or a ``g_ema`` training
@@ -79,6 +82,18 @@ def _leaky_relu_scaled(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     # faults on top of the arithmetic. sqrt(2) goes first, so autograd still works.
     x = x.add_(bias.to(x.dtype).view(1, -1, *([1] * (x.dim() - 2)))).mul_(_SQRT2)
     return F.leaky_relu_(x, 0.2)
+
+
+def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a * b`` (broadcast), stored contiguously in the order of its dims.
+
+    A plain product keeps the memory order of ``a``; writing into a new contiguous tensor lets the
+    caller choose the layout with a view. Autograd cannot record ``out=``, so when gradients are
+    needed this is a plain product made contiguous (one copy more).
+    """
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        return (a * b).contiguous()
+    return torch.mul(a, b, out=a.new_empty(torch.broadcast_shapes(a.shape, b.shape), dtype=torch.result_type(a, b)))
 
 
 def _fold_batch(x: torch.Tensor) -> torch.Tensor:
@@ -279,13 +294,15 @@ class ModulatedConv2d(nn.Module):
             # A 1×1 conv is a matmul over channels: N×H×W×Cin @ N×1×Cin×Cout (a view when channels_last).
             weight = (weight[:, :, 0, 0] * coef).transpose(1, 2)  # N×Cin×Cout
             return (x.permute(0, 2, 3, 1) @ weight[:, None]).permute(0, 3, 1, 2)  # N×Cout×H×W
+        # Per-sample weights are written channels_last (in channels innermost for a conv, out
+        # channels for a transposed conv), the layout oneDNN would otherwise copy them into.
         if self.upsample:
             # transposed-conv weights are in×out: N·Cin×Cout×k×k
-            weight = weight.transpose(0, 1) * coef.transpose(1, 2)[..., None, None]  # N×Cin×Cout×k×k
-            out = F.conv_transpose2d(_fold_batch(x), weight.flatten(0, 1), stride=2, groups=n)
+            weight = _product(weight.permute(1, 2, 3, 0), coef.transpose(1, 2)[:, :, None, None, :])  # N×Cin×k×k×Cout
+            out = F.conv_transpose2d(_fold_batch(x), weight.flatten(0, 1).permute(0, 3, 1, 2), stride=2, groups=n)
             return self.blur(_unfold_batch(out, n))  # N×Cout×(2H+1)×(2W+1) → N×Cout×2H×2W
-        weight = weight * coef[..., None, None]  # N×Cout×Cin×k×k
-        out = F.conv2d(_fold_batch(x), weight.flatten(0, 1), padding=k // 2, groups=n)
+        weight = _product(weight.permute(0, 2, 3, 1), coef[:, :, None, None, :])  # N×Cout×k×k×Cin
+        out = F.conv2d(_fold_batch(x), weight.flatten(0, 1).permute(0, 3, 1, 2), padding=k // 2, groups=n)
         return _unfold_batch(out, n)
 
 
