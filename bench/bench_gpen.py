@@ -155,18 +155,22 @@ def ab_child(size: int, commit: str, runs: int, threads: int) -> dict:
     x = torch.rand(1, 3, size, size) * 2 - 1
     names = list(models)
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpu_times: dict[str, list[float]] = {name: [] for name in names}  # user + system, all threads
     with torch.inference_mode():
         outputs = {name: model(x) for name, model in models.items()}  # warm-up
         for k in range(runs):
             for name in names[k % 3 :] + names[: k % 3]:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), _cpu_seconds()
                 models[name](x)
                 times[name].append(time.perf_counter() - start)
+                cpu_times[name].append(_cpu_seconds() - cpu_start)
     median = {name: statistics.median(t) for name, t in times.items()}
+    cpu = {name: statistics.median(t) for name, t in cpu_times.items()}
     return {"size": size, "commit": commit, "threads": torch.get_num_threads(), "runs": runs,
             **{f"{name}_median_s": median[name] for name in names},
             "new/old": median["new"] / median["old"], "new/official": median["new"] / median["official"],
             "old/official": median["old"] / median["official"],
+            **{f"{name}_cpu_s": cpu[name] for name in names}, "cpu new/official": cpu["new"] / cpu["official"],
             "max_abs_diff_new_old": float((outputs["new"] - outputs["old"]).abs().max()),
             "max_abs_diff_new_official": float((outputs["new"] - outputs["official"]).abs().max()),
             **{f"{name}_times": " ".join(f"{t:.2f}" for t in times[name]) for name in names}}
@@ -196,8 +200,12 @@ def _wait_for_load(limit: float, max_wait: float) -> None:
         time.sleep(5)
 
 
-def run_one(size: int, variant: str, runs: int, batch: int, threads: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def _child_env(thp: bool) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), **({"THP_MEM_ALLOC_ENABLE": "1"} if thp else {})}
+
+
+def run_one(size: int, variant: str, runs: int, batch: int, threads: int, thp: bool) -> dict:
+    env = _child_env(thp)
     if variant == "fast+malloc":
         env.update(MALLOC_ENV)
     load_before = os.getloadavg()[0]
@@ -208,17 +216,17 @@ def run_one(size: int, variant: str, runs: int, batch: int, threads: int) -> dic
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child {size}/{variant} failed:\n{proc.stderr}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"size": size, "variant": variant, "batch": batch, "runs": runs, **result,
+    return {"size": size, "variant": variant + ("+thp" if thp else ""), "batch": batch, "runs": runs, **result,
             "load1_before": load_before, "load1_after": os.getloadavg()[0], "cpu": _cpu_name()}
 
 
 def _print_table(rows: list[dict]) -> None:
-    header = f"{'size':>5} {'variant':<12} {'thr':>3} {'median s/face':>13} {'min':>6} {'max':>6} {'cpu s/face':>10} " \
+    header = f"{'size':>5} {'variant':<16} {'thr':>3} {'median s/face':>13} {'min':>6} {'max':>6} {'cpu s/face':>10} " \
              f"{'peak RSS MiB':>12} {'fwd +RSS MiB':>12} {'load1 before/after':>18}"
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['size']:>5} {r['variant']:<12} {r['threads']:>3} {r['median_s_per_face']:>13.2f} "
+        print(f"{r['size']:>5} {r['variant']:<16} {r['threads']:>3} {r['median_s_per_face']:>13.2f} "
               f"{r['min_s_per_face']:>6.2f} {r['max_s_per_face']:>6.2f} {r['cpu_s_per_face']:>10.2f} "
               f"{r['peak_rss_mib']:>12.0f} {r['forward_rss_delta_mib']:>12.0f} "
               f"{r['load1_before']:>8.2f} / {r['load1_after']:<7.2f}")
@@ -241,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-wait", type=float, default=300.0, help="seconds (default: 300)")
     parser.add_argument("--out", type=Path, default=OUT_CSV)
     parser.add_argument("--ab", metavar="COMMIT", help="time against the GPEN of COMMIT, alternating")
+    parser.add_argument("--thp", action="store_true",
+                        help="run the children with THP_MEM_ALLOC_ENABLE=1: torch then asks for transparent huge "
+                        "pages for large tensors, so a fresh tensor costs 512x fewer page faults (a deployment "
+                        "setting, read once per process)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.ab and not args.child:
@@ -262,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             if variant == "naive-fir" and size not in args.naive_sizes:
                 continue
             _wait_for_load(args.wait_for_load, args.max_wait)
-            rows.append(run_one(size, variant, args.runs, args.batch, args.threads))
+            rows.append(run_one(size, variant, args.runs, args.batch, args.threads, args.thp))
             print(f"  done {size} {variant}: {rows[-1]['median_s_per_face']:.2f} s/face", flush=True)
     print(f"end: {_uptime()}\n")
     _print_table(rows)
@@ -277,16 +289,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def main_ab(args: argparse.Namespace) -> int:
     """A/B against an earlier commit, one child per size."""
-    print(f"start: {_uptime()}")
+    print(f"start: {_uptime()}" + (" (THP_MEM_ALLOC_ENABLE=1)" if args.thp else ""))
     rows = []
     for size in args.sizes:
         load_before = os.getloadavg()[0]
         proc = subprocess.run([sys.executable, __file__, "--child", str(size), "ab", args.ab, str(args.runs),
-                               str(args.threads)], env={**os.environ, "PYTHONPATH": str(REPO)},
+                               str(args.threads)], env=_child_env(args.thp),
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"A/B child {size} failed:\n{proc.stderr}")
-        rows.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "load1_before": load_before,
+        rows.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "thp": args.thp, "load1_before": load_before,
                      "load1_after": os.getloadavg()[0]})
     print(f"end: {_uptime()}\n")
     print(f"{'size':>5} {'thr':>3} {'runs':>4} {'new s':>7} {'old s':>7} {'offic. s':>8} {'new/old':>7} "
@@ -296,6 +308,8 @@ def main_ab(args: argparse.Namespace) -> int:
               f"{r['official_median_s']:>8.2f} {r['new/old']:>7.3f} {r['new/official']:>10.3f} "
               f"{r['old/official']:>10.3f} {r['max_abs_diff_new_old']:>12.2e} {r['max_abs_diff_new_official']:>15.2e}"
               f"  {r['load1_before']:>6.2f} / {r['load1_after']:<6.2f}")
+        print(f"      cpu s (median, user+sys): new {r['new_cpu_s']:.2f} old {r['old_cpu_s']:.2f} official "
+              f"{r['official_cpu_s']:.2f}, new/official {r['cpu new/official']:.3f}")
         print(f"      runs (s): new {r['new_times']} | old {r['old_times']} | official {r['official_times']}")
     out = args.out.with_name("gpen_ab.csv")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -297,11 +297,11 @@ class ModulatedConv2d(nn.Module):
         # Per-sample weights are written channels_last (in channels innermost for a conv, out
         # channels for a transposed conv), the layout oneDNN would otherwise copy them into.
         if self.upsample:
-            # transposed-conv weights are in×out: N·Cin×Cout×k×k
-            weight = _product(weight.permute(1, 2, 3, 0), coef.transpose(1, 2)[:, :, None, None, :])  # N×Cin×k×k×Cout
+            # transposed-conv weights are in×out: N·Cin×Cout×k×k, stored N×Cin×k×k×Cout
+            weight = _product(weight.permute(1, 2, 3, 0), coef.transpose(1, 2)[:, :, None, None, :])
             out = F.conv_transpose2d(_fold_batch(x), weight.flatten(0, 1).permute(0, 3, 1, 2), stride=2, groups=n)
             return self.blur(_unfold_batch(out, n))  # N×Cout×(2H+1)×(2W+1) → N×Cout×2H×2W
-        weight = _product(weight.permute(0, 2, 3, 1), coef[:, :, None, None, :])  # N×Cout×k×k×Cin
+        weight = _product(weight.permute(0, 2, 3, 1), coef[:, :, None, None, :])  # stored N×Cout×k×k×Cin
         out = F.conv2d(_fold_batch(x), weight.flatten(0, 1).permute(0, 3, 1, 2), padding=k // 2, groups=n)
         return _unfold_batch(out, n)
 
