@@ -25,12 +25,14 @@ before each configuration.
 
 Writes bench/out/gpen.csv (bench/out is git-ignored).
 
-``--ab COMMIT`` instead times this tree's GPEN against the GPEN of an earlier commit (read with
-``git show``) in one process with the same random weights, alternating new/old forwards so that load
-changes hit both alike; it reports both medians, their ratio and the largest output difference, and
-writes bench/out/gpen_ab.csv:
+``--ab COMMIT`` instead times, in one process with the same random weights and input, this tree's
+GPEN ("new"), the GPEN of an earlier commit (read with ``git show``; "old") and that commit's GPEN
+with its FIR ops swapped for the naive upfirdn2d-style ones ("official": the official pure-PyTorch
+way of computing them), rotating the order every round so that load changes hit all three alike. It
+reports the medians, their ratios and the largest output differences, and writes
+bench/out/gpen_ab.csv. The reference for issue 12 is main at 95181cd (0.72x official then):
 
-    .venv/bin/python bench/bench_gpen.py --ab 82698d2 --sizes 512 --runs 5 --threads 2
+    .venv/bin/python bench/bench_gpen.py --ab 95181cd --sizes 512 256 --runs 5 --threads 2
 """
 
 from __future__ import annotations
@@ -66,11 +68,9 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _use_naive_fir() -> None:
-    """Swap the FIR ops of photoarchive.models.gpen for a generic upfirdn2d-style version."""
+def _use_naive_fir(gpen: types.ModuleType) -> None:
+    """Swap the FIR ops of the GPEN module ``gpen`` for a generic upfirdn2d-style version."""
     import torch.nn.functional as F
-
-    from photoarchive.models import gpen
 
     def upfirdn(x, kernel, up, pad0, pad1):
         n, c, h, w = x.shape
@@ -99,7 +99,7 @@ def child(size: int, variant: str, runs: int, batch: int, threads: int) -> dict:
         probe = torch.rand(2, 3, 16, 16) * 2 - 1
         with torch.no_grad():
             reference = tiny(probe)
-            _use_naive_fir()
+            _use_naive_fir(sys.modules[GPEN.__module__])
             torch.testing.assert_close(tiny(probe), reference, atol=1e-5, rtol=0)  # same numbers
     model = GPEN(**GPEN_CONFIGS[size]).eval()
     x = torch.rand(batch, 3, size, size) * 2 - 1
@@ -122,18 +122,22 @@ def child(size: int, variant: str, runs: int, batch: int, threads: int) -> dict:
     }
 
 
-def _module_at(commit: str) -> types.ModuleType:
-    """photoarchive/models/gpen.py as it was at ``commit``, imported as a separate module."""
+def _module_at(commit: str, name: str) -> types.ModuleType:
+    """photoarchive/models/gpen.py as it was at ``commit``, imported as a separate module ``name``."""
     source = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:photoarchive/models/gpen.py"],
                             capture_output=True, text=True, check=True).stdout
-    module = types.ModuleType(f"gpen_{commit}")
+    module = types.ModuleType(name)
     sys.modules[module.__name__] = module
     exec(compile(source, f"gpen_{commit}.py", "exec"), module.__dict__)  # noqa: S102 (our own history)
     return module
 
 
 def ab_child(size: int, commit: str, runs: int, threads: int) -> dict:
-    """Alternate forwards of this tree's GPEN and ``commit``'s, same weights and input."""
+    """Alternate forwards of this tree's GPEN, ``commit``'s, and ``commit``'s with naive FIR ops.
+
+    Same random weights and input for all three; the order rotates every round so that load
+    changes hit each model alike.
+    """
     import torch
 
     from photoarchive.models.gpen import GPEN, GPEN_CONFIGS
@@ -141,25 +145,35 @@ def ab_child(size: int, commit: str, runs: int, threads: int) -> dict:
     if threads > 0:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    new = GPEN(**GPEN_CONFIGS[size]).eval()
-    old = _module_at(commit).GPEN(**GPEN_CONFIGS[size]).eval()
-    old.load_state_dict(new.state_dict(), strict=True)
+    models = {"new": GPEN(**GPEN_CONFIGS[size]).eval()}
+    official = _module_at(commit, f"gpen_{commit}_official")
+    _use_naive_fir(official)
+    models["old"] = _module_at(commit, f"gpen_{commit}").GPEN(**GPEN_CONFIGS[size]).eval()
+    models["official"] = official.GPEN(**GPEN_CONFIGS[size]).eval()
+    for model in models.values():
+        model.load_state_dict(models["new"].state_dict(), strict=True)
     x = torch.rand(1, 3, size, size) * 2 - 1
-    times: dict[str, list[float]] = {"new": [], "old": []}
+    names = list(models)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpu_times: dict[str, list[float]] = {name: [] for name in names}  # user + system, all threads
     with torch.inference_mode():
-        outputs = {"new": new(x), "old": old(x)}  # warm-up
+        outputs = {name: model(x) for name, model in models.items()}  # warm-up
         for k in range(runs):
-            for name in ("new", "old") if k % 2 == 0 else ("old", "new"):
-                model = new if name == "new" else old
-                start = time.perf_counter()
-                model(x)
+            for name in names[k % 3 :] + names[: k % 3]:
+                start, cpu_start = time.perf_counter(), _cpu_seconds()
+                models[name](x)
                 times[name].append(time.perf_counter() - start)
-    new_s, old_s = statistics.median(times["new"]), statistics.median(times["old"])
+                cpu_times[name].append(_cpu_seconds() - cpu_start)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    cpu = {name: statistics.median(t) for name, t in cpu_times.items()}
     return {"size": size, "commit": commit, "threads": torch.get_num_threads(), "runs": runs,
-            "new_median_s": new_s, "old_median_s": old_s, "ratio": new_s / old_s,
-            "new_times": " ".join(f"{t:.2f}" for t in times["new"]),
-            "old_times": " ".join(f"{t:.2f}" for t in times["old"]),
-            "max_abs_diff": float((outputs["new"] - outputs["old"]).abs().max())}
+            **{f"{name}_median_s": median[name] for name in names},
+            "new/old": median["new"] / median["old"], "new/official": median["new"] / median["official"],
+            "old/official": median["old"] / median["official"],
+            **{f"{name}_cpu_s": cpu[name] for name in names}, "cpu new/official": cpu["new"] / cpu["official"],
+            "max_abs_diff_new_old": float((outputs["new"] - outputs["old"]).abs().max()),
+            "max_abs_diff_new_official": float((outputs["new"] - outputs["official"]).abs().max()),
+            **{f"{name}_times": " ".join(f"{t:.2f}" for t in times[name]) for name in names}}
 
 
 def _cpu_name() -> str:
@@ -186,8 +200,12 @@ def _wait_for_load(limit: float, max_wait: float) -> None:
         time.sleep(5)
 
 
-def run_one(size: int, variant: str, runs: int, batch: int, threads: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def _child_env(thp: bool) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), **({"THP_MEM_ALLOC_ENABLE": "1"} if thp else {})}
+
+
+def run_one(size: int, variant: str, runs: int, batch: int, threads: int, thp: bool) -> dict:
+    env = _child_env(thp)
     if variant == "fast+malloc":
         env.update(MALLOC_ENV)
     load_before = os.getloadavg()[0]
@@ -198,17 +216,17 @@ def run_one(size: int, variant: str, runs: int, batch: int, threads: int) -> dic
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child {size}/{variant} failed:\n{proc.stderr}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"size": size, "variant": variant, "batch": batch, "runs": runs, **result,
+    return {"size": size, "variant": variant + ("+thp" if thp else ""), "batch": batch, "runs": runs, **result,
             "load1_before": load_before, "load1_after": os.getloadavg()[0], "cpu": _cpu_name()}
 
 
 def _print_table(rows: list[dict]) -> None:
-    header = f"{'size':>5} {'variant':<12} {'thr':>3} {'median s/face':>13} {'min':>6} {'max':>6} {'cpu s/face':>10} " \
+    header = f"{'size':>5} {'variant':<16} {'thr':>3} {'median s/face':>13} {'min':>6} {'max':>6} {'cpu s/face':>10} " \
              f"{'peak RSS MiB':>12} {'fwd +RSS MiB':>12} {'load1 before/after':>18}"
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['size']:>5} {r['variant']:<12} {r['threads']:>3} {r['median_s_per_face']:>13.2f} "
+        print(f"{r['size']:>5} {r['variant']:<16} {r['threads']:>3} {r['median_s_per_face']:>13.2f} "
               f"{r['min_s_per_face']:>6.2f} {r['max_s_per_face']:>6.2f} {r['cpu_s_per_face']:>10.2f} "
               f"{r['peak_rss_mib']:>12.0f} {r['forward_rss_delta_mib']:>12.0f} "
               f"{r['load1_before']:>8.2f} / {r['load1_after']:<7.2f}")
@@ -231,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-wait", type=float, default=300.0, help="seconds (default: 300)")
     parser.add_argument("--out", type=Path, default=OUT_CSV)
     parser.add_argument("--ab", metavar="COMMIT", help="time against the GPEN of COMMIT, alternating")
+    parser.add_argument("--thp", action="store_true",
+                        help="run the children with THP_MEM_ALLOC_ENABLE=1: torch then asks for transparent huge "
+                        "pages for large tensors, so a fresh tensor costs 512x fewer page faults (a deployment "
+                        "setting, read once per process)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.ab and not args.child:
@@ -252,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             if variant == "naive-fir" and size not in args.naive_sizes:
                 continue
             _wait_for_load(args.wait_for_load, args.max_wait)
-            rows.append(run_one(size, variant, args.runs, args.batch, args.threads))
+            rows.append(run_one(size, variant, args.runs, args.batch, args.threads, args.thp))
             print(f"  done {size} {variant}: {rows[-1]['median_s_per_face']:.2f} s/face", flush=True)
     print(f"end: {_uptime()}\n")
     _print_table(rows)
@@ -267,24 +289,28 @@ def main(argv: list[str] | None = None) -> int:
 
 def main_ab(args: argparse.Namespace) -> int:
     """A/B against an earlier commit, one child per size."""
-    print(f"start: {_uptime()}")
+    print(f"start: {_uptime()}" + (" (THP_MEM_ALLOC_ENABLE=1)" if args.thp else ""))
     rows = []
     for size in args.sizes:
         load_before = os.getloadavg()[0]
         proc = subprocess.run([sys.executable, __file__, "--child", str(size), "ab", args.ab, str(args.runs),
-                               str(args.threads)], env={**os.environ, "PYTHONPATH": str(REPO)},
+                               str(args.threads)], env=_child_env(args.thp),
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"A/B child {size} failed:\n{proc.stderr}")
-        rows.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "load1_before": load_before,
+        rows.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "thp": args.thp, "load1_before": load_before,
                      "load1_after": os.getloadavg()[0]})
     print(f"end: {_uptime()}\n")
-    print(f"{'size':>5} {'thr':>3} {'runs':>4} {'new s':>7} {'old s':>7} {'new/old':>7} {'max |diff|':>10}  "
-          f"load1 before/after  new runs | old runs")
+    print(f"{'size':>5} {'thr':>3} {'runs':>4} {'new s':>7} {'old s':>7} {'offic. s':>8} {'new/old':>7} "
+          f"{'new/offic.':>10} {'old/offic.':>10} {'max|new-old|':>12} {'max|new-offic.|':>15}  load1 before/after")
     for r in rows:
         print(f"{r['size']:>5} {r['threads']:>3} {r['runs']:>4} {r['new_median_s']:>7.2f} {r['old_median_s']:>7.2f} "
-              f"{r['ratio']:>7.3f} {r['max_abs_diff']:>10.2e}  {r['load1_before']:>6.2f} / {r['load1_after']:<6.2f}"
-              f"  {r['new_times']} | {r['old_times']}")
+              f"{r['official_median_s']:>8.2f} {r['new/old']:>7.3f} {r['new/official']:>10.3f} "
+              f"{r['old/official']:>10.3f} {r['max_abs_diff_new_old']:>12.2e} {r['max_abs_diff_new_official']:>15.2e}"
+              f"  {r['load1_before']:>6.2f} / {r['load1_after']:<6.2f}")
+        print(f"      cpu s (median, user+sys): new {r['new_cpu_s']:.2f} old {r['old_cpu_s']:.2f} official "
+              f"{r['official_cpu_s']:.2f}, new/official {r['cpu new/official']:.3f}")
+        print(f"      runs (s): new {r['new_times']} | old {r['old_times']} | official {r['official_times']}")
     out = args.out.with_name("gpen_ab.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as f:

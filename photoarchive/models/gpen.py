@@ -11,10 +11,13 @@ What differs from the official code is only how the same numbers are computed:
 - the FIR blur is a depthwise ``conv2d`` and the FIR upsampling a depthwise ``conv_transpose2d``
   (the official CPU path zero-stuffs, pads and reshapes every channel into a one-channel conv);
 - a modulated conv builds its per-sample weights with the demodulation factor taken from a small
-  style @ |W|^2 product, and runs the whole batch as one grouped conv (batch folded into groups);
-- activations are kept ``channels_last`` (the layout oneDNN and cuDNN convolutions prefer), and the
-  bias + leaky ReLU work in place on fresh conv outputs: on CPU every new large tensor also costs
-  page faults.
+  style @ |W|^2 product, writes them channels_last, and runs the whole batch as one grouped conv
+  (batch folded into groups; a single sample is not reshaped, see `_fold_batch`); a 1×1 modulated
+  conv (ToRGB) is a matmul over channels;
+- activations are kept ``channels_last`` from input to output (the layout oneDNN and cuDNN
+  convolutions prefer; one NCHW tensor in the chain makes oneDNN convert, and concatenating
+  tensors of mixed layouts is slow), and the feature gain, bias and leaky ReLU work in place on
+  fresh tensors: on CPU every new large tensor also costs page faults.
 
 Pure PyTorch and device-agnostic; fp32 on CPU, and fp16 under CUDA autocast if the caller wants it.
 Weights are loaded outside the module by `load_gpen` (bare state dict or a ``g_ema`` training
@@ -50,6 +53,7 @@ GPEN_CONFIGS: dict[int, dict] = {
 }
 
 _SQRT2 = math.sqrt(2.0)
+_CL = torch.channels_last  # N×C×H×W tensors stored N×H×W×C
 # Channel count per resolution before `narrow` is applied; from 64 px up it is also scaled by
 # channel_multiplier.
 _BASE_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16, 2048: 8}
@@ -80,6 +84,30 @@ def _leaky_relu_scaled(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu_(x, 0.2)
 
 
+def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a * b`` (broadcast), stored contiguously in the order of its dims.
+
+    A plain product keeps the memory order of ``a``; writing into a new contiguous tensor lets the
+    caller choose the layout with a view. Autograd cannot record ``out=``, so when gradients are
+    needed this is a plain product made contiguous (one copy more).
+    """
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        return (a * b).contiguous()
+    return torch.mul(a, b, out=a.new_empty(torch.broadcast_shapes(a.shape, b.shape), dtype=torch.result_type(a, b)))
+
+
+def _fold_batch(x: torch.Tensor) -> torch.Tensor:
+    """N×C×H×W → 1×N·C×H×W, so that one grouped conv (N groups) applies per-sample weights."""
+    # One sample is passed as it is: reshaping it would give dim 0 a stride that hides the
+    # channels_last layout from the conv (which then falls back to slower NCHW code).
+    return x if x.shape[0] == 1 else x.reshape(1, -1, *x.shape[2:])
+
+
+def _unfold_batch(x: torch.Tensor, n: int) -> torch.Tensor:
+    """1×N·C×H×W → N×C×H×W (the inverse of `_fold_batch`)."""
+    return x if n == 1 else x.reshape(n, -1, *x.shape[2:])
+
+
 # --------------------------------------------------------------------------------------------------
 # Building blocks
 # --------------------------------------------------------------------------------------------------
@@ -102,7 +130,8 @@ class Blur(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
         # upfirdn2d convolves (flipped kernel); conv2d correlates, so flip to get the same numbers.
-        weight = self.kernel.flip(0, 1).expand(channels, 1, -1, -1)
+        # A materialised channels_last weight keeps oneDNN on its fast depthwise path.
+        weight = self.kernel.flip(0, 1).expand(channels, 1, -1, -1).contiguous(memory_format=_CL)
         return F.conv2d(x, weight, padding=self.pad, groups=channels)
 
 
@@ -147,8 +176,8 @@ class EqualLinear(nn.Module):
         self.activate = activate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: N×in_dim → N×out_dim
-        out = F.linear(x, self.weight * self.scale)
+        # x: N×in_dim → N×out_dim; scaling the small output instead of the weight saves a weight copy
+        out = F.linear(x, self.weight).mul_(self.scale)
         if self.activate:
             return _leaky_relu_scaled(out, self.bias * self.lr_mul)
         return out + self.bias * self.lr_mul
@@ -259,17 +288,22 @@ class ModulatedConv2d(nn.Module):
         if self.demodulate:
             # |W[o] * s| ** 2 summed over (i, ky, kx) is s**2 @ |W[o, i]|**2: a small N×Cin @ Cin×Cout
             # product instead of squaring the whole N×Cout×Cin×k×k modulated weight.
-            sq_norm = style.square() @ weight.square().sum(dim=(2, 3)).t()  # N×Cout
+            sq_norm = style.square() @ torch.linalg.vector_norm(weight, dim=(2, 3)).square().t()  # N×Cout
             coef = coef * torch.rsqrt(sq_norm + 1e-8)[:, :, None]  # N×Cout×Cin
-        x = x.reshape(1, n * c_in, h, w)  # batch folded into channels: one conv with N groups
+        if k == 1:
+            # A 1×1 conv is a matmul over channels: N×H×W×Cin @ N×1×Cin×Cout (a view when channels_last).
+            weight = (weight[:, :, 0, 0] * coef).transpose(1, 2)  # N×Cin×Cout
+            return (x.permute(0, 2, 3, 1) @ weight[:, None]).permute(0, 3, 1, 2)  # N×Cout×H×W
+        # Per-sample weights are written channels_last (in channels innermost for a conv, out
+        # channels for a transposed conv), the layout oneDNN would otherwise copy them into.
         if self.upsample:
-            # transposed-conv weights are laid out in×out: N·Cin×Cout×k×k
-            weight = weight.transpose(0, 1) * coef.transpose(1, 2)[..., None, None]  # N×Cin×Cout×k×k
-            out = F.conv_transpose2d(x, weight.reshape(n * c_in, -1, k, k), stride=2, groups=n)
-            return self.blur(out.reshape(n, -1, 2 * h + 1, 2 * w + 1))  # N×Cout×2H×2W
-        weight = weight * coef[..., None, None]  # N×Cout×Cin×k×k
-        out = F.conv2d(x, weight.reshape(-1, c_in, k, k), padding=k // 2, groups=n)
-        return out.reshape(n, -1, h, w)
+            # transposed-conv weights are in×out: N·Cin×Cout×k×k, stored N×Cin×k×k×Cout
+            weight = _product(weight.permute(1, 2, 3, 0), coef.transpose(1, 2)[:, :, None, None, :])
+            out = F.conv_transpose2d(_fold_batch(x), weight.flatten(0, 1).permute(0, 3, 1, 2), stride=2, groups=n)
+            return self.blur(_unfold_batch(out, n))  # N×Cout×(2H+1)×(2W+1) → N×Cout×2H×2W
+        weight = _product(weight.permute(0, 2, 3, 1), coef[:, :, None, None, :])  # stored N×Cout×k×k×Cin
+        out = F.conv2d(_fold_batch(x), weight.flatten(0, 1).permute(0, 3, 1, 2), padding=k // 2, groups=n)
+        return _unfold_batch(out, n)
 
 
 class FeatureInjection(nn.Module):
@@ -280,7 +314,9 @@ class FeatureInjection(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
-        return torch.cat((x, feature * self.weight.to(feature.dtype)), dim=1)
+        out = torch.cat((x, feature), dim=1)
+        out[:, x.shape[1] :].mul_(self.weight.to(feature.dtype))  # in place: no feature-sized temporary
+        return out
 
 
 class StyledConv(nn.Module):
@@ -345,7 +381,7 @@ class ConstantInput(nn.Module):
         self.input = nn.Parameter(torch.randn(1, channels, 4, 4))
 
     def forward(self, batch: int) -> torch.Tensor:
-        return self.input.expand(batch, -1, -1, -1)
+        return self.input.expand(batch, -1, -1, -1).contiguous(memory_format=_CL)
 
 
 class StyleDecoder(nn.Module):
