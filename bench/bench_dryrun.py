@@ -16,7 +16,7 @@ plan dedup, (b) and (c) must plan the report and nothing up to dedup.
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_dryrun.py                       # 10,000 and 100,000
     PYTHONPATH=$PWD .venv/bin/python bench/bench_dryrun.py --sizes 10000 30000 --timeout 1200
-    PYTHONPATH=$PWD .venv/bin/python bench/bench_dryrun.py --sizes 10000 --cases b --cprofile
+    PYTHONPATH=$PWD .venv/bin/python bench/bench_dryrun.py --sizes 10000 --cases b --profile-only
 
 --cprofile runs the chosen cases once more under cProfile (`python -m cProfile -m snakemake ...`),
 writes bench/out/dryrun_<N>_<case>.prof and prints the top functions (cumulative and own time).
@@ -131,6 +131,7 @@ def main() -> int:
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a dry run is killed")
     parser.add_argument("--cprofile", action="store_true", help="also profile each case under cProfile")
+    parser.add_argument("--profile-only", action="store_true", help="--cprofile without the timed runs")
     parser.add_argument("--top", type=int, default=30, help="functions listed from each profile")
     parser.add_argument("--tmp", type=Path, default=None, help="folder for the placeholder trees")
     args = parser.parse_args()
@@ -145,16 +146,18 @@ def main() -> int:
             count = len(photo_ids(input_dir))
             discover = time.perf_counter() - t0
             print(f"{n} files: discover_sources {discover:.1f} s for {count} sources", flush=True)
-            for case in args.cases:
+            for case in [] if args.profile_only else args.cases:
                 load = os.getloadavg()[0]
                 row = {**run_case(root, n, case, input_dir, args.timeout), "discover_s": round(discover, 1),
                        "load_avg": round(load, 2)}
                 rows.append(row)
                 print(f"  {case}: {row['seconds']} s, {row['peak_rss_mb']} MB peak, {row['cpu_s']} CPU-s, "
                       f"{row['jobs']} jobs, load {row['load_avg']} {row['problem']}", flush=True)
-            if args.cprofile:
+            if args.cprofile or args.profile_only:
                 for case in args.cases:
                     cprofile_case(root, n, case, input_dir, args.timeout, args.top)
+    if not rows:
+        return 0
     print("\n| files | case | jobs | wall s | peak RSS MB | CPU s | load avg (1 min) at start | note |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
