@@ -245,14 +245,14 @@ def _duplicate_reason(grouping: _Grouping, members: list[int], position: dict[in
 
 
 def assign_batches(unique_ids: list[str], batch_size: int) -> dict[str, str]:
-    """Batches of about `batch_size` photos, from each photo id's hash alone (no state to keep).
+    """Batches of `batch_size` to twice as many photos, from each photo id's hash alone (no state to keep).
 
-    There are 2^k batches, k the smallest with 2^k × batch_size ≥ the number of photos; a photo's batch is
-    its hash modulo 2^k. A new photo joins an existing batch (whose other photos are then skipped as
-    done); the batches split in two only when the archive doubles.
+    There are 2^k batches, k the largest with 2^k × batch_size ≤ the number of photos (one batch for fewer
+    than twice `batch_size`); a photo's batch is its hash modulo 2^k. A new photo joins an existing batch
+    (whose other photos are then skipped as done); the batches split in two only when the archive doubles.
     """
     if not unique_ids:
         return {}
-    count = 1 << max(0, math.ceil(math.log2(len(unique_ids) / batch_size)))
+    count = 1 << max(0, math.floor(math.log2(len(unique_ids) / batch_size)))
     return {pid: f"b{int(hashlib.sha256(pid.encode('utf-8')).hexdigest()[:12], 16) % count:04d}"
             for pid in unique_ids}

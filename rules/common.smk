@@ -89,12 +89,13 @@ def source_stamp(wildcards):
     return f"{info.st_size} {info.st_mtime_ns}"
 
 
-def photo_pixels(photo):
-    """The photo's pixel count from the dedup table; 0 before dedup has run."""
+def batch_pixels(wildcards):
+    """Pixel counts of a batch's photos (from the dedup table); none before dedup has run."""
     try:
-        return dedup_batches().pixels.get(photo, 0)
+        index = dedup_batches()
     except Exception:  # the checkpoint has not run yet
-        return 0
+        return []
+    return [index.pixels.get(photo, 0) for photo in index.members.get(wildcards.batch, [])]
 
 
 def batch_mem_mb(bytes_per_pixel, floor_mb):
@@ -104,15 +105,15 @@ def batch_mem_mb(bytes_per_pixel, floor_mb):
     The bytes per pixel of each rule are measured with bench/bench_memory.py (peak RSS of the stage on a
     108 MP JPEG and a 48 MP 16-bit TIFF, less the interpreter), plus a margin.
     """
-    return lambda wildcards, attempt: memory_mb(
-        max(map(photo_pixels, batch_members(wildcards)), default=0), bytes_per_pixel, floor_mb, attempt)
+    return lambda wildcards, attempt: memory_mb(max(batch_pixels(wildcards), default=0), bytes_per_pixel,
+                                                floor_mb, attempt)
 
 
 def batch_runtime(minutes_per_megapixel, floor_minutes=1):
     """A resources function: wall time (minutes, for cluster executors) of a batch from its pixel count,
     doubled on each retry."""
-    return lambda wildcards, attempt: runtime_minutes(
-        sum(map(photo_pixels, batch_members(wildcards))), minutes_per_megapixel, floor_minutes, attempt)
+    return lambda wildcards, attempt: runtime_minutes(sum(batch_pixels(wildcards)), minutes_per_megapixel,
+                                                      floor_minutes, attempt)
 
 
 def retry(stage):

@@ -21,7 +21,7 @@ rule thumbnails:
     threads: 1
     resources:
         # one decoded image at a time, 16-bit RGB at worst, plus its shrunk copy
-        mem_mb=lambda wc, attempt: memory_mb(max(map(photo_pixels, batch_members(wc)), default=0), 8, 500, attempt),
+        mem_mb=batch_mem_mb(8, 500),
         runtime=lambda wc, attempt: attempt * (2 + len(batch_members(wc)) // 30),  # about 1 s a photo
     conda:
         "../envs/imaging.yaml"
