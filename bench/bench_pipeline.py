@@ -145,7 +145,6 @@ def loop_child(spec: dict) -> None:
     from photoarchive.metadata import METADATA_COLUMNS, read_metadata_csv
     from photoarchive.publish import published_names
     from photoarchive.settings import schema_defaults
-    from photoarchive.stages import retry_token
 
     os.chdir(spec["work"])  # as snakemake --directory: relative paths (models/, results/) from here
     config = merged(schema_defaults(), yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8")),
@@ -187,8 +186,6 @@ def loop_child(spec: dict) -> None:
         for path in outputs:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         params = dict(params or {})
-        if "table" in outputs.__dict__ and rule not in ("dedup", "triage"):
-            params["retry"] = retry_token(Path(outputs.table), Path("results"))  # common.smk's retry
         namespace = SimpleNamespace(input=Named(**(input or {})), output=outputs, params=Named(**params),
                                     wildcards=Named(**(wildcards or {})), log=Named(log), threads=threads,
                                     config=config, resources=Named(), rule=rule)
