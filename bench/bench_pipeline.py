@@ -226,8 +226,7 @@ def loop_child(spec: dict) -> None:
     batch_rule("repair", "repair", "repair", {"stamped": "stamp", "faces": "faces"},
                {"photos": photos, "cfg": config["repair"], "catalogue": tuned_rows(photos, "repair")})
     batch_rule("enhance", "enhance", "enhance", {"repaired": "repair"},
-               {"photos": photos, "cfg": config["enhance"], "catalogue": tuned_rows(photos, "enhance"),
-                "fail_photos": config["debug"]["fail_photos"]})
+               {"photos": photos, "cfg": config["enhance"], "catalogue": tuned_rows(photos, "enhance")})
     batch_rule("matte", "matte", "matting", {"enhanced": "enhance", "faces": "faces"},
                {"photos": photos, "cfg": config["matting"], "models_dir": models_dir})
     batch_rule("restore_faces", "restore_faces", "restore",
