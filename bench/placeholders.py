@@ -87,7 +87,7 @@ def place_dedup(results: Path, input_dir: Path, profile: bool, stamp: float | No
     for k in range(0, len(ids), size):
         chunk = f"c{k // size:04d}"
         rows = [BatchRow(pid, "done", "", "placeholder", [f"ingest/{pid}.json"]) for pid in ids[k:k + size]]
-        table = BatchTable("ingest", chunk, rows, f"placeholder{k // size}", "")
+        table = BatchTable("ingest", chunk, rows, f"placeholder{k // size}")
         write(ingest.table_path(results, chunk), table.to_json(), stamp + 2)
     batches = assign_batches(ids, config["scheduling"]["batch_size"])
     rows = "".join(f"{pid}\tunique\t\t\t{batches[pid]}\t{1000 * 1000}\n" for pid in ids)

@@ -67,7 +67,7 @@ def tree(tmp_path):
             record = IngestRecord(source.photo_id, name, "failed", reason="damaged or truncated image", sha256="2" * 64)
         _write(results / "ingest" / f"{source.photo_id}.json", record.to_json())
     ingested = [BatchRow(s.photo_id, "done") for n, s in SOURCES.items() if n != "g_new.jpg"]
-    _write(results / "ingest" / "batches" / "c0000.json", BatchTable("ingest", "c0000", ingested, "t", "").to_json())
+    _write(results / "ingest" / "batches" / "c0000.json", BatchTable("ingest", "c0000", ingested, "t").to_json())
     rows = [DedupRow(pid("c_copy.jpg"), "duplicate", duplicate_of=pid("b_original.jpg"),
                      reason="byte-identical copy of b_original.jpg")]
     rows += [DedupRow(pid(n), "unique", batch=BATCH) for n in SOURCES if n not in ("a_broken.jpg", "c_copy.jpg",
@@ -83,7 +83,7 @@ def tree(tmp_path):
     _finish_chain(results, "b_original.jpg", {"status": "processed", "reasons": []})
     _finish_chain(results, "d_stuck.png", {}, upto=4)  # stopped in matting
     failed = BatchRow(pid("d_stuck.png"), "failed", "MemoryError: out of memory")
-    _write(results / "matting" / "batches" / f"{BATCH}.json", BatchTable("matting", BATCH, [failed], "t", "").to_json())
+    _write(results / "matting" / "batches" / f"{BATCH}.json", BatchTable("matting", BATCH, [failed], "t").to_json())
     _finish_chain(results, "e_done.tif", {"status": "processed", "reasons": []})
     _finish_chain(results, "f_review.jpg", {"status": "review", "reasons": ["face changed a lot (SSIM 0.31)"]})
     _finish_chain(results, "h_unpublished.jpg", {"status": "processed", "reasons": []})
