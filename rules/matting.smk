@@ -3,6 +3,9 @@
 
 rule matte:
     input:
+        # the batch's photos (params) come from dedup's table: a checkpoint's output must be an input (or a
+        # cluster job cannot plan the rule); ancient, so a rewritten table re-runs only batches whose photos changed
+        batches=ancient("results/dedup/dedup.tsv"),
         enhanced=stage_table("enhance"),
         faces=stage_table("faces"),
         retry=retry("matting"),  # a batch with a failed photo or a deleted file runs again

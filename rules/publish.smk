@@ -5,6 +5,9 @@
 
 rule publish:
     input:
+        # the batch's photos (params) come from dedup's table: a checkpoint's output must be an input (or a
+        # cluster job cannot plan the rule); ancient, so a rewritten table re-runs only batches whose photos changed
+        batches=ancient("results/dedup/dedup.tsv"),
         verdicts=stage_table("qa"),
         restored=stage_table("restore"),
         matting=stage_table("matting"),

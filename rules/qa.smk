@@ -4,6 +4,9 @@
 
 rule qa:
     input:
+        # the batch's photos (params) come from dedup's table: a checkpoint's output must be an input (or a
+        # cluster job cannot plan the rule); ancient, so a rewritten table re-runs only batches whose photos changed
+        batches=ancient("results/dedup/dedup.tsv"),
         stamped=stage_table("stamp"),
         enhanced=stage_table("enhance"),
         faces=stage_table("faces"),

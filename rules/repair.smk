@@ -3,6 +3,9 @@
 
 rule repair:
     input:
+        # the batch's photos (params) come from dedup's table: a checkpoint's output must be an input (or a
+        # cluster job cannot plan the rule); ancient, so a rewritten table re-runs only batches whose photos changed
+        batches=ancient("results/dedup/dedup.tsv"),
         stamped=stage_table("stamp"),
         faces=stage_table("faces"),
         retry=retry("repair"),  # a batch with a failed photo or a deleted file runs again

@@ -4,6 +4,9 @@
 
 rule thumbnails:
     input:
+        # the batch's photos (params) come from dedup's table: a checkpoint's output must be an input (or a
+        # cluster job cannot plan the rule); ancient, so a rewritten table re-runs only batches whose photos changed
+        batches=ancient("results/dedup/dedup.tsv"),
         stamped=stage_table("stamp"),
         restored=stage_table("restore"),
     output:

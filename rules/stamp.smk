@@ -6,7 +6,7 @@ rule stamp:
     input:
         # the batch's photos come from dedup's table and their records from ingest's: `ancient`, so that a
         # new scan elsewhere re-runs only the batch it joins (params change) and a changed scan its own
-        dedup=ancient("results/dedup/dedup.tsv"),
+        batches=ancient("results/dedup/dedup.tsv"),
         ingested=lambda wc: ingest_tables(batch_members(wc)),
         sources=lambda wc: sources_of(batch_members(wc)),
         retry=retry("stamp"),  # a batch with a failed photo or a deleted file runs again
