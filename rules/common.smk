@@ -140,7 +140,7 @@ def ingest_tables(photos):
 
 def sources_of(photos):
     """Inputs of a batch of photos (ingest, stamp): their scans and the unpack folders of their ZIPs."""
-    return sorted({path for photo in photos for path in ([source_of_photo(photo)] if source_of_photo(photo) else [])})
+    return sorted(set(filter(None, map(source_of_photo, photos))))
 
 
 def source_of_photo(photo):
@@ -202,27 +202,21 @@ def checkpoint_table(checkpoint):
     return path, (info.st_size, info.st_mtime_ns)
 
 
-# sorted ids, {batch: ids}, {id: batch}, {id: pixel count}
-DedupIndex = namedtuple("DedupIndex", "unique members batch_of pixels")
+DedupIndex = namedtuple("DedupIndex", "members pixels")  # {batch: sorted ids}, {id: pixel count}
 
 
 @functools.lru_cache(maxsize=4)
 def dedup_index(path, version):
-    members, batch_of, pixels = {}, {}, {}
+    members, pixels = {}, {}
     for row in read_table(path, version):
         if row["batch"]:  # only unique photos have a batch
             members.setdefault(row["batch"], []).append(row["photo_id"])
-            batch_of[row["photo_id"]] = row["batch"]
             pixels[row["photo_id"]] = int(row.get("pixels") or 0)
-    return DedupIndex(sorted(batch_of), {b: sorted(ids) for b, ids in members.items()}, batch_of, pixels)
+    return DedupIndex({b: sorted(ids) for b, ids in members.items()}, pixels)
 
 
 def dedup_batches():
     return dedup_index(*checkpoint_table(checkpoints.dedup))
-
-
-def unique_photos():
-    return dedup_batches().unique
 
 
 def restore_batches():
