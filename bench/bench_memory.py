@@ -92,7 +92,7 @@ def make_scan(path: Path, width: int, height: int, sixteen: bool) -> None:
 
 def run_stage(stage: str, work: Path, scan: Path) -> None:
     from photoarchive.imageio import atomic_output, encode_image, load_working, read_scan, write_atomic
-    from photoarchive.metadata import Provenance, exiftool_session, stamp_derivative, stamp_scan
+    from photoarchive.metadata import Provenance, exiftool_session, stamp_published, stamp_scan
 
     config = load_config()
     models_dir = ROOT / "models"
@@ -117,10 +117,7 @@ def run_stage(stage: str, work: Path, scan: Path) -> None:
         pixels, depth = load_working(stamp)
         out, record = enhance(pixels, config["enhance"], overwrite=True)
         del pixels
-        with exiftool_session() as et, atomic_output(enhanced) as tmp:
-            tmp.write_bytes(encode_image(out, ".png", depth))
-            stamp_derivative(et, stamp, tmp, Provenance(stage="enhance", backend="classical",
-                                                        parameters=record.get("parameters", {})))
+        write_atomic(enhanced, encode_image(out, ".png", depth))  # working files carry no tags (publish writes them)
         write_atomic(work / "enhance.json", json.dumps(record, indent=1, default=float).encode())
     elif stage == "matte":
         from photoarchive.faces import Face
@@ -130,14 +127,8 @@ def run_stage(stage: str, work: Path, scan: Path) -> None:
         faces = [Face.from_dict(f) for f in json.loads((work / "faces.json").read_text())["faces"]]
         matte = Matter({**config["matting"], "backend": "classical"}, models_dir).matte(pixels, [f.box for f in faces])
         del pixels
-        prov = Provenance(stage="matting", backend=matte.backend)
-        with exiftool_session() as et:
-            with atomic_output(work / "matte.png") as tmp:
-                tmp.write_bytes(encode_image(matte.alpha, ".png", 8))
-                stamp_derivative(et, enhanced, tmp, prov, keep_icc=False)
-            with atomic_output(work / "fg.png") as tmp:
-                tmp.write_bytes(encode_image(matte.foreground, ".png", depth, alpha=matte.alpha))
-                stamp_derivative(et, enhanced, tmp, prov)
+        write_atomic(work / "matte.png", encode_image(matte.alpha, ".png", 8))
+        write_atomic(work / "fg.png", encode_image(matte.foreground, ".png", depth, alpha=matte.alpha))
         write_atomic(work / "matting.json", json.dumps({"person_found": matte.person_found}).encode())
     elif stage == "restore":
         from photoarchive.identity import FaceEmbedder
@@ -154,9 +145,7 @@ def run_stage(stage: str, work: Path, scan: Path) -> None:
         restored, record = restore_faces(pixels, faces, selector, matte=matte, cfg=cfg, overrides={},
                                          embedder=embedder if faces else None)
         del pixels, matte
-        with exiftool_session() as et, atomic_output(work / "restored.png") as tmp:
-            tmp.write_bytes(encode_image(restored, ".png", depth))
-            stamp_derivative(et, enhanced, tmp, Provenance(stage="restore", backend=record.get("backend", "")))
+        write_atomic(work / "restored.png", encode_image(restored, ".png", depth))
         write_atomic(work / "restore.json", json.dumps(record, indent=1, default=float).encode())
     elif stage == "qa":
         from photoarchive import qa
@@ -172,11 +161,21 @@ def run_stage(stage: str, work: Path, scan: Path) -> None:
                                    detection.get("skipped", []), config["faces"]["min_face_px"])
         write_atomic(work / "qa.json", json.dumps(metrics, indent=1, default=float).encode())
     elif stage == "publish":
-        from photoarchive.publish import publish_image
-
+        # as photoarchive.publish.publish_photo does: encode the restored image, copy matte and cut-out, and
+        # write each one's tags once, from the master and the stages' provenance
+        steps = [Provenance(stage="enhance", backend="classical"), Provenance(stage="restore", backend="classical")]
+        pixels, depth = load_working(work / "restored.png")
+        target = work / f"published{scan.suffix}"
         with exiftool_session() as et:
-            publish_image(et, work / "restored.png", work / f"published{scan.suffix}",
-                          config["publish"]["jpeg_quality"] if "publish" in config else 95, {})
+            with atomic_output(target) as tmp:
+                tmp.write_bytes(encode_image(pixels, target.suffix, depth,
+                                             jpeg_quality=config["publish"]["jpeg_quality"]))
+                del pixels
+                stamp_published(et, stamp, tmp, steps, {"format": target.suffix.lstrip(".")})
+            for name, keep_icc in (("matte.png", False), ("fg.png", True)):
+                with atomic_output(work / f"published_{name}") as tmp:
+                    tmp.write_bytes((work / name).read_bytes())
+                    stamp_published(et, stamp, tmp, steps[:1] + [Provenance(stage="matting")], keep_icc=keep_icc)
     else:
         raise ValueError(stage)
 

@@ -18,7 +18,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,9 +55,17 @@ def exiftool_session() -> Iterator[exiftool.ExifToolHelper]:
         yield et
 
 
+def utc_now() -> str:
+    """The time now, as exiftool writes an XMP date."""
+    return datetime.now(UTC).strftime("%Y:%m:%d %H:%M:%S+00:00")
+
+
 @dataclass
 class Provenance:
-    """What made a derivative: recorded as an XMP-xmpMM History entry and XMP-photoarchive fields."""
+    """What made a derivative: recorded as an XMP-xmpMM History entry and XMP-photoarchive fields.
+
+    A stage keeps it in its record (`to_dict`); publish writes it into the published files (`stamp_published`).
+    """
 
     stage: str
     backend: str = ""
@@ -70,6 +78,7 @@ class Provenance:
     models: dict = field(default_factory=dict)
     # per face: detector, score, box, landmarks, identity distance (restore stage)
     faces: list = field(default_factory=list)
+    when: str = field(default_factory=utc_now)  # when the stage made it: the History entry's time
 
     def summary(self) -> str:
         parts = [f"stage={self.stage}"]
@@ -82,6 +91,13 @@ class Provenance:
             parts.append(f"{role}={model['file']} sha256={model['sha256']}")
         parts.append("parameters=" + json.dumps(self.parameters, sort_keys=True, ensure_ascii=False))
         return "; ".join(parts)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Provenance:
+        return cls(**data)
 
 
 def escape_value(value: object, max_chars: int = MAX_VALUE_CHARS) -> str:
@@ -137,12 +153,11 @@ def _run(et: exiftool.ExifToolHelper, args: list[str], target: Path, fast: bool 
 
 
 def history_arg(prov: Provenance, action: str = "edited") -> str:
-    when = datetime.now(UTC).strftime("%Y:%m:%d %H:%M:%S+00:00")
     fields = {
         "Action": action,
         "SoftwareAgent": SOFTWARE,
         "Parameters": prov.summary(),
-        "When": when,
+        "When": prov.when,
         "Changed": "/",
     }
     inner = ",".join(f"{k}={_escape_struct(escape_value(v))}" for k, v in fields.items())
@@ -210,37 +225,34 @@ def _has_jpeg_trailer(path: Path) -> bool:
         return True
 
 
-def stamp_derivative(et: exiftool.ExifToolHelper, parent: Path, target: Path, prov: Provenance,
-                     keep_icc: bool = True) -> None:
-    """Copy all tags (and history) from `parent` to the new image `target`, then add its own entry.
+def stamp_published(et: exiftool.ExifToolHelper, master: Path, target: Path, steps: list[Provenance],
+                    conversion: dict | None = None, keep_icc: bool = True,
+                    review: tuple[int | None, str] | None = None) -> None:
+    """Give a published file `target` its metadata, in one exiftool write: every tag of the working
+    `master` (the scan's own, the catalogue's, the ingest entry), one 'edited' History entry per stage of
+    `steps` (in order, with the time each stage ran), the XMP-photoarchive fields and DigitalSourceType of
+    the last step, and, when `conversion` is given (format parameters), a 'converted' entry for publish.
 
-    `keep_icc=False` for images that are not colour pictures (an alpha matte): they get no ICC profile.
+    The working files between the stages carry no tags: their provenance is in their stage's record.
+    `keep_icc=False` for images that are not colour pictures (an alpha matte, a damage mask). `review`: a
+    reviewer's (xmp:Rating: 5 accepted, -1 rejected, None left; xmp:Label).
     """
-    args = ["-TagsFromFile", _path_arg(parent), "-all:all", "--IFD1:all"]
+    args = ["-TagsFromFile", _path_arg(master), "-all:all", "--IFD1:all"]
     if keep_icc:
         args.insert(3, "-ICC_Profile")
-    args += _provenance_args(prov)
-    args.append(history_arg(prov))
+    args += _provenance_args(steps[-1])
+    args += [history_arg(step) for step in steps]
+    if conversion is not None:
+        args.append(history_arg(Provenance(stage="publish", parameters=conversion), action="converted"))
+    if review is not None:
+        args += _review_args(*review)
     _run(et, args, target)
 
 
-def stamp_conversion(et: exiftool.ExifToolHelper, parent: Path, target: Path, parameters: dict) -> None:
-    """Copy all tags from `parent` to its re-encoded copy `target` and note the conversion.
-
-    The stage fields (XMP-photoarchive, DigitalSourceType) stay those of the parent: a format
-    change does not change what made the picture.
-    """
-    args = ["-TagsFromFile", _path_arg(parent), "-all:all", "-ICC_Profile", "--IFD1:all",
-            history_arg(Provenance(stage="publish", parameters=parameters), action="converted")]
-    _run(et, args, target)
-
-
-def write_review_tags(et: exiftool.ExifToolHelper, target: Path, rating: int | None, label: str) -> None:
-    """A reviewer's decision on `target`: xmp:Rating (5 accepted, -1 rejected; None leaves it) and xmp:Label."""
+def _review_args(rating: int | None, label: str) -> list[str]:
+    """A reviewer's decision: xmp:Label, and xmp:Rating unless it is None."""
     args = [f"-XMP-xmp:Label={escape_value(label)}"]
-    if rating is not None:
-        args.append(f"-XMP-xmp:Rating={int(rating)}")
-    _run(et, args, target)
+    return args + ([f"-XMP-xmp:Rating={int(rating)}"] if rating is not None else [])
 
 
 def read_tags(et: exiftool.ExifToolHelper, path: Path) -> dict:

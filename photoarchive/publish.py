@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from photoarchive.decisions import XMP_TAGS
-from photoarchive.imageio import atomic_output, encode_image, load_working, write_atomic
+from photoarchive.imageio import atomic_output, encode_image, load_working
 from photoarchive.ingest import Source
-from photoarchive.metadata import stamp_conversion, write_review_tags
-from photoarchive.stages import file_path
+from photoarchive.metadata import Provenance, stamp_published
+from photoarchive.stages import file_path, read_record
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,6 @@ def published_names(sources: Iterable[Source]) -> dict[str, tuple[str, str]]:
     return names
 
 
-def copy_atomic(src: Path, dst: Path) -> None:
-    """Copy a finished file into place atomically (the source stays where it is)."""
-    write_atomic(dst, Path(src).read_bytes())
-
-
 def remove_stale(results_dir: Path, status: str, relname: str, ext: str) -> list[Path]:
     """Remove copies of this photo left in the other status folder by an earlier run."""
     removed = []
@@ -106,22 +101,37 @@ def qa_summary(verdict: dict) -> dict:
                                   if c.get("identity_distance") is not None}}
 
 
-def publish_image(et, restored: Path, target: Path, jpeg_quality: int, verdict: dict | None = None,
+def stage_provenance(results_dir: Path, photo: str, stages: tuple[str, ...]) -> list[Provenance]:
+    """What each of `stages` recorded of making the photo's working file, in order."""
+    return [Provenance.from_dict(read_record(results_dir, stage, photo)["provenance"]) for stage in stages]
+
+
+def publish_image(et, results_dir: Path, photo: str, target: Path, jpeg_quality: int, verdict: dict | None = None,
                   decision: dict | None = None) -> None:
     """Write the restored working PNG as `target` (format from its suffix, 16-bit kept where it can be),
-    carrying the working PNG's tags and a 'converted' history entry (with the QA `verdict`'s summary).
-    A reviewer's `decision` (photoarchive.decisions) is written as xmp:Rating and xmp:Label.
-    `et`: an exiftool session."""
-    pixels, depth = load_working(restored)
+    with the scan's tags (from the working master), one history entry per stage that changed the pixels and
+    a 'converted' entry with the QA `verdict`'s summary. A reviewer's `decision` (photoarchive.decisions) is
+    written as xmp:Rating and xmp:Label. `et`: an exiftool session."""
+    pixels, depth = load_working(file_path(results_dir, "restore", photo))
     parameters = {"format": target.suffix.lstrip("."), "jpeg_quality": jpeg_quality}
     if verdict:
         parameters["qa"] = qa_summary(verdict)
+    review = XMP_TAGS.get((decision or {}).get("decision"))
     with atomic_output(target) as tmp:
         tmp.write_bytes(encode_image(pixels, target.suffix, depth, jpeg_quality=jpeg_quality))
-        stamp_conversion(et, restored, tmp, parameters)
-        if decision and decision.get("decision") in XMP_TAGS:
-            rating, label = XMP_TAGS[decision["decision"]]
-            write_review_tags(et, tmp, rating, label)
+        stamp_published(et, file_path(results_dir, "stamp", photo), tmp,
+                        stage_provenance(results_dir, photo, ("repair", "enhance", "restore")), parameters,
+                        review=review)
+
+
+def publish_copy(et, results_dir: Path, photo: str, working: Path, target: Path, stages: tuple[str, ...],
+                 keep_icc: bool) -> None:
+    """Copy a working file (matte, cut-out, damage mask) to `target` with the scan's tags and the history of
+    the `stages` that made it. `keep_icc=False` for what is not a colour picture."""
+    with atomic_output(target) as tmp:
+        tmp.write_bytes(Path(working).read_bytes())
+        stamp_published(et, file_path(results_dir, "stamp", photo), tmp,
+                        stage_provenance(results_dir, photo, stages), keep_icc=keep_icc)
 
 
 def published_paths(results_dir: Path, status: str, relname: str, ext: str) -> list[Path]:
@@ -140,10 +150,14 @@ def publish_photo(et, results_dir: Path, photo: str, status: str, relname: str, 
     results_dir = Path(results_dir)
     image, matte, foreground, damage = targets = published_paths(results_dir, status, relname, ext)
     verdict = json.loads(file_path(results_dir, "qa", photo).read_text(encoding="utf-8"))
-    publish_image(et, file_path(results_dir, "restore", photo), image, jpeg_quality, verdict, decision)
-    copy_atomic(file_path(results_dir, "matting", photo, 0), matte)
-    copy_atomic(file_path(results_dir, "matting", photo, 1), foreground)
-    copy_atomic(file_path(results_dir, "repair", photo, 1), damage)
+    publish_image(et, results_dir, photo, image, jpeg_quality, verdict, decision)
+    made_by_matting = ("repair", "enhance", "matting")
+    publish_copy(et, results_dir, photo, file_path(results_dir, "matting", photo, 0), matte, made_by_matting,
+                 keep_icc=False)
+    publish_copy(et, results_dir, photo, file_path(results_dir, "matting", photo, 1), foreground, made_by_matting,
+                 keep_icc=True)
+    publish_copy(et, results_dir, photo, file_path(results_dir, "repair", photo, 1), damage, ("repair",),
+                 keep_icc=False)
     for stale in remove_stale(results_dir, status, relname, ext):
         log.info("removed %s left by an earlier run with another QA verdict", stale)
     return targets

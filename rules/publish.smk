@@ -9,9 +9,13 @@ rule publish:
         # cluster job cannot plan the rule); ancient, so a rewritten table re-runs only batches whose photos changed
         batches=ancient("results/dedup/dedup.tsv"),
         verdicts=stage_table("qa"),
-        restored=stage_table("restore"),
-        matting=stage_table("matting"),
+        # the published files: pixels from restore, matting and repair; tags from the stamped master;
+        # provenance from the records of repair, enhance, matting and restore
+        stamped=stage_table("stamp"),
         repaired=stage_table("repair"),
+        enhanced=stage_table("enhance"),
+        matting=stage_table("matting"),
+        restored=stage_table("restore"),
         decisions=decisions_input,
         retry=retry("publish"),  # a batch with a failed photo or a deleted file runs again
     output:

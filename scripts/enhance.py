@@ -4,9 +4,9 @@ parameters."""
 from pathlib import Path
 
 from photoarchive.enhance import catalogue_overrides, enhance
-from photoarchive.imageio import atomic_output, encode_image, load_working
+from photoarchive.imageio import encode_image, load_working, write_atomic
 from photoarchive.joblog import start_job
-from photoarchive.metadata import Provenance, exiftool_session, stamp_derivative
+from photoarchive.metadata import Provenance
 from photoarchive.stages import file_path, run_batch
 
 log = start_job(snakemake.log[0], snakemake.threads)
@@ -28,13 +28,9 @@ def work(photo, key):
     del pixels
     for reason in record.get("reasons", []):
         log.info("%s: %s", photo, reason)
-    with atomic_output(file_path(results, "enhance", photo)) as tmp:
-        tmp.write_bytes(encode_image(enhanced, ".png", depth))
-        stamp_derivative(et, master, tmp, Provenance(stage="enhance", backend="classical",
-                                                     parameters=record.get("parameters", {})))
-    return record
+    write_atomic(file_path(results, "enhance", photo), encode_image(enhanced, ".png", depth))
+    prov = Provenance(stage="enhance", backend="classical", parameters=record.get("parameters", {}))
+    return {**record, "provenance": prov.to_dict()}
 
 
-with exiftool_session() as et:
-    run_batch(results, "enhance", snakemake.wildcards.batch, params.photos, settings, work,
-              Path(snakemake.output.table))
+run_batch(results, "enhance", snakemake.wildcards.batch, params.photos, settings, work, Path(snakemake.output.table))

@@ -4,10 +4,10 @@ import functools
 from pathlib import Path
 
 from photoarchive.faces import Face
-from photoarchive.imageio import atomic_output, encode_image, load_working
+from photoarchive.imageio import encode_image, load_working, write_atomic
 from photoarchive.joblog import start_job
 from photoarchive.matting import Matter
-from photoarchive.metadata import Provenance, exiftool_session, stamp_derivative
+from photoarchive.metadata import Provenance
 from photoarchive.stages import file_path, read_record, run_batch
 
 log = start_job(snakemake.log[0], snakemake.threads)
@@ -36,12 +36,9 @@ def work(photo, key):
                       model_sha256=matte.model_sha256 or person_model.get("model_sha256", ""),
                       parameters={**cfg, "person_source": matte.person_source,
                                   "person_model_sha256": person_model.get("model_sha256", "")})
-    with atomic_output(file_path(results, "matting", photo, 0)) as tmp:
-        tmp.write_bytes(encode_image(matte.alpha, ".png", 8))
-        stamp_derivative(et, enhanced, tmp, prov, keep_icc=False)  # an alpha matte is not a colour image
-    with atomic_output(file_path(results, "matting", photo, 1)) as tmp:
-        tmp.write_bytes(encode_image(matte.foreground, ".png", depth, alpha=matte.alpha))  # 16-bit kept
-        stamp_derivative(et, enhanced, tmp, prov)
+    write_atomic(file_path(results, "matting", photo, 0), encode_image(matte.alpha, ".png", 8))
+    write_atomic(file_path(results, "matting", photo, 1),
+                 encode_image(matte.foreground, ".png", depth, alpha=matte.alpha))  # 16-bit kept
     return {
         "backend": matte.backend,
         "fallback": fallback,
@@ -55,9 +52,9 @@ def work(photo, key):
         "person_model": matte.person_model,
         "coverage": float(matte.alpha.mean()),
         "notes": matte.notes,
+        "provenance": prov.to_dict(),  # written into the published matte and cut-out
     }
 
 
-with exiftool_session() as et:
-    run_batch(results, "matting", snakemake.wildcards.batch, snakemake.params.photos, lambda photo: cfg, work,
-              Path(snakemake.output.table))
+run_batch(results, "matting", snakemake.wildcards.batch, snakemake.params.photos, lambda photo: cfg, work,
+          Path(snakemake.output.table))

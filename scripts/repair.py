@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from photoarchive.imageio import atomic_output, encode_image, load_working, write_atomic
+from photoarchive.imageio import encode_image, load_working, write_atomic
 from photoarchive.joblog import start_job
-from photoarchive.metadata import Provenance, exiftool_session, stamp_derivative
+from photoarchive.metadata import Provenance
 from photoarchive.repair import apply_overrides, catalogue_overrides, label_image, repair
 from photoarchive.stages import file_path, read_record, run_batch
 
@@ -28,13 +28,10 @@ def work(photo, key):
     repaired, masks, record = repair(pixels, cfg, faces)
     log.info("%s: repaired share of pixels: %s", photo, record["shares_text"])
     parameters = {**record["parameters"], "repaired": record["shares"]}
-    with atomic_output(file_path(results, "repair", photo)) as tmp:
-        tmp.write_bytes(encode_image(repaired, ".png", depth))
-        stamp_derivative(et, master, tmp, Provenance(stage="repair", backend="classical", parameters=parameters))
+    write_atomic(file_path(results, "repair", photo), encode_image(repaired, ".png", depth))
     write_atomic(file_path(results, "repair", photo, 1), encode_image(label_image(masks), ".png", 8))
-    return record
+    # the working files carry no tags: publish writes this provenance into the published files
+    return {**record, "provenance": Provenance(stage="repair", backend="classical", parameters=parameters).to_dict()}
 
 
-with exiftool_session() as et:
-    run_batch(results, "repair", snakemake.wildcards.batch, params.photos, settings, work,
-              Path(snakemake.output.table))
+run_batch(results, "repair", snakemake.wildcards.batch, params.photos, settings, work, Path(snakemake.output.table))

@@ -8,15 +8,9 @@ import functools
 from pathlib import Path
 
 from photoarchive.identity import FaceEmbedder
-from photoarchive.imageio import atomic_output, encode_image, load_matte, load_working
+from photoarchive.imageio import encode_image, load_matte, load_working, write_atomic
 from photoarchive.joblog import retain_freed_memory, start_job
-from photoarchive.metadata import (
-    SOURCE_ENHANCED,
-    SOURCE_MODEL_COMPOSITE,
-    Provenance,
-    exiftool_session,
-    stamp_derivative,
-)
+from photoarchive.metadata import SOURCE_ENHANCED, SOURCE_MODEL_COMPOSITE, Provenance
 from photoarchive.restore import build_restorer, catalogue_overrides, face_provenance, restore_faces
 from photoarchive.stages import file_path, read_record, run_batch
 
@@ -69,14 +63,10 @@ def work(photo, key):
                       source_type=SOURCE_MODEL_COMPOSITE if model_used else SOURCE_ENHANCED,
                       models=models_used, faces=face_provenance(detection["faces"], record))
     del pixels, matte  # only the result is written: the input's and matte's floats go (16 bytes a pixel)
-    with atomic_output(file_path(results, "restore", photo)) as tmp:
-        tmp.write_bytes(encode_image(restored, ".png", depth))
-        stamp_derivative(et, image_path, tmp, prov)
+    write_atomic(file_path(results, "restore", photo), encode_image(restored, ".png", depth))
     log.info("%s: %d face(s) restored with %s%s", photo, record.get("n_restored", 0), record.get("backend"),
              " (classical fallback)" if record.get("fallback_reason") else "")
-    return record
+    return {**record, "provenance": prov.to_dict()}  # publish writes it into the published image
 
 
-with exiftool_session() as et:
-    run_batch(results, "restore", snakemake.wildcards.batch, params.photos, settings, work,
-              Path(snakemake.output.table))
+run_batch(results, "restore", snakemake.wildcards.batch, params.photos, settings, work, Path(snakemake.output.table))

@@ -85,15 +85,16 @@ def et():
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory, et):
-    """Scan → working master → enhanced derivative → published JPEG; tags of each, read back."""
+    """Scan → working master → published JPEG and matte (the working files between carry no tags; the
+    stages' provenance is written at publish); tags of each, read back."""
     folder = tmp_path_factory.mktemp("chain")
     exif = Image.Exif()
     exif[0x0112] = 6  # the scan is stored rotated
     exif[0x010F] = "ScanCo"
     Image.fromarray(np.zeros((6, 4, 3), np.uint8)).save(folder / "scan.jpg", exif=exif, icc_profile=_icc())
     upright = np.full((4, 6, 3), 0.5, np.float32)
-    master, derivative, published = folder / "-master.png", folder / "enhanced.png", folder / "out.jpg"
-    for path in (master, derivative, published):
+    master, published, matte = folder / "-master.png", folder / "out.jpg", folder / "matte.png"
+    for path in (master, published, matte):
         write_image(path, upright)
     (folder / "bystander.jpg").write_bytes((folder / "scan.jpg").read_bytes())
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.name in ("scan.jpg", "bystander.jpg")}
@@ -102,10 +103,14 @@ def chain(tmp_path_factory, et):
                 "people": "Ann Smith; Bob", "archive_id": "A-17"}
     notes = md.stamp_scan(et, folder / "scan.jpg", master, photo_id="scan-1234", source="box/scan.jpg",
                           sha256="ab" * 32, archival=archival)
+    repaired = md.Provenance(stage="repair", backend="classical", parameters={"sensitivity": 50},
+                             when="2026:01:02 03:04:05+00:00")
     prov = md.Provenance(stage="enhance", backend="classical", fallback=True, parameters=PARAMS)
-    md.stamp_derivative(et, master, derivative, prov)
-    md.stamp_conversion(et, derivative, published, {"format": "jpg", "quality": 95})
-    tags = {name: md.read_tags(et, folder / name) for name in ("-master.png", "enhanced.png", "out.jpg")}
+    md.stamp_published(et, master, published, [repaired, prov], {"format": "jpg", "quality": 95},
+                       review=(5, "Accepted"))
+    md.stamp_published(et, master, matte, [repaired, md.Provenance(stage="matting", backend="classical")],
+                       keep_icc=False)
+    tags = {name: md.read_tags(et, folder / name) for name in ("-master.png", "out.jpg", "matte.png")}
     return {"folder": folder, "tags": tags, "notes": notes, "before": before, "prov": prov,
             "title": title.replace("\r\n", "\n")}
 
@@ -129,7 +134,7 @@ def test_stamp_scan_fields(chain):
 
 
 @needs_exiftool
-@pytest.mark.parametrize("name", ["-master.png", "enhanced.png", "out.jpg"])
+@pytest.mark.parametrize("name", ["-master.png", "out.jpg", "matte.png"])
 def test_title_is_stored_literally(chain, name):
     assert "\n-o\n" in chain["title"] and "C:\\new" in chain["title"]
     assert chain["tags"][name]["XMP-dc:Title"] == chain["title"]
@@ -138,18 +143,17 @@ def test_title_is_stored_literally(chain, name):
 @needs_exiftool
 def test_stamping_touches_no_other_file(chain):
     folder = chain["folder"]
-    assert sorted(p.name for p in folder.iterdir()) == ["-master.png", "bystander.jpg", "enhanced.png", "out.jpg",
+    assert sorted(p.name for p in folder.iterdir()) == ["-master.png", "bystander.jpg", "matte.png", "out.jpg",
                                                         "scan.jpg"]
     for name, data in chain["before"].items():
         assert (folder / name).read_bytes() == data
-    for name in ("-master.png", "enhanced.png", "out.jpg"):
+    for name in ("-master.png", "out.jpg", "matte.png"):
         assert not any("passwd" in str(v) and k != "XMP-dc:Title" for k, v in chain["tags"][name].items())
 
 
 @needs_exiftool
-def test_derivative_and_conversion_fields(chain):
-    deriv, out = chain["tags"]["enhanced.png"], chain["tags"]["out.jpg"]
-    for t in (deriv, out):  # a format change does not change what made the picture
+def test_published_fields_come_from_the_last_stage_and_the_master(chain):
+    for t in (chain["tags"]["out.jpg"],):  # publish's format change does not change what made the picture
         assert t["XMP-iptcExt:DigitalSourceType"] == md.SOURCE_ENHANCED
         assert t["XMP-photoarchive:Stage"] == "enhance"
         assert t["XMP-photoarchive:Backend"] == "classical"
@@ -161,26 +165,31 @@ def test_derivative_and_conversion_fields(chain):
         assert t["XMP-iptcExt:PersonInImage"] == ["Ann Smith", "Bob"]
         assert t["ExifIFD:DateTimeOriginal"] == "1975:06:15 00:00:00"
         assert t["IFD0:Orientation"] == 1
+        assert t["XMP-xmp:Rating"] == 5 and t["XMP-xmp:Label"] == "Accepted"  # the reviewer's decision
+    matte = chain["tags"]["matte.png"]
+    assert matte["XMP-photoarchive:Stage"] == "matting" and matte["XMP-photoarchive:PhotoID"] == "scan-1234"
+    assert "XMP-xmp:Rating" not in matte and "ICC_Profile:ProfileDescription" not in matte
 
 
 @needs_exiftool
 def test_history_has_one_entry_per_stage_in_order(chain):
     tags = chain["tags"]
-    stages = {"-master.png": ["ingest"], "enhanced.png": ["ingest", "enhance"],
-              "out.jpg": ["ingest", "enhance", "publish"]}
+    stages = {"-master.png": ["ingest"], "out.jpg": ["ingest", "repair", "enhance", "publish"],
+              "matte.png": ["ingest", "repair", "matting"]}
     for name, expected in stages.items():
         history = tags[name]["XMP-xmpMM:History"]
         history = history if isinstance(history, list) else [history]
         assert [h["Parameters"].split(";")[0] for h in history] == [f"stage={s}" for s in expected]
         assert all(h["SoftwareAgent"] == SOFTWARE for h in history)
     history = tags["out.jpg"]["XMP-xmpMM:History"]
-    assert [h["Action"] for h in history] == ["converted", "edited", "converted"]
-    assert history[1]["Parameters"] == chain["prov"].summary()  # struct separators survive escaping
-    assert "classical fallback" in history[1]["Parameters"]
+    assert [h["Action"] for h in history] == ["converted", "edited", "edited", "converted"]
+    assert history[2]["Parameters"] == chain["prov"].summary()  # struct separators survive escaping
+    assert "classical fallback" in history[2]["Parameters"]
+    assert str(history[1]["When"]).startswith("2026:01:02 03:04:05")  # when the stage ran, not when published
 
 
 @needs_exiftool
-@pytest.mark.parametrize("name", ["-master.png", "enhanced.png", "out.jpg"])
+@pytest.mark.parametrize("name", ["-master.png", "out.jpg"])
 def test_icc_profile_is_kept(chain, name):
     assert chain["tags"][name]["ICC_Profile:ProfileDescription"] == "sRGB built-in"
     with Image.open(chain["folder"] / name) as im:
@@ -305,7 +314,7 @@ def test_writes_use_fast_except_for_a_jpeg_with_a_trailer(tmp_path, monkeypatch)
         write_image(target, np.full((16, 16, 3), 0.5, np.float32))
         with md.exiftool_session() as et:
             md.stamp_scan(et, scan, target, photo_id="p", source=scan.name, sha256="0" * 64)
-            md.stamp_derivative(et, target, target, md.Provenance(stage="enhance"))
+            md.stamp_published(et, target, target, [md.Provenance(stage="enhance")])
             assert md.read_tags(et, target)["XMP-photoarchive:Stage"] == "enhance"
     assert calls == [True, True, False, True]
 

@@ -1,11 +1,17 @@
-"""Tests for photoarchive.publish: published names and stale copies."""
+"""Tests for photoarchive.publish: published names, stale copies, the metadata written at publish."""
 
+import json
+import shutil
 from pathlib import PurePosixPath
 
+import numpy as np
 import pytest
 
+from photoarchive import metadata as md
+from photoarchive.imageio import read_scan, write_image
 from photoarchive.ingest import Source, photo_id
-from photoarchive.publish import copy_atomic, published_names, remove_stale
+from photoarchive.publish import publish_photo, published_names, remove_stale
+from photoarchive.stages import file_path
 
 
 def plain(relpath: str) -> Source:
@@ -87,11 +93,44 @@ def test_member_name_never_escapes(name):
     assert path.parts[:2] == ("sub", "box")  # stays under the archive's folder
 
 
-def test_copy_atomic(tmp_path):
-    (tmp_path / "src.png").write_bytes(b"pixels")
-    copy_atomic(tmp_path / "src.png", tmp_path / "processed" / "a" / "x_restored.png")
-    assert (tmp_path / "processed" / "a" / "x_restored.png").read_bytes() == b"pixels"
-    assert (tmp_path / "src.png").exists()
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool is not installed")
+def test_publish_writes_the_recorded_provenance_once(tmp_path):
+    """The working files carry no tags; publish gives each published file the master's tags and the history
+    of the stages that made it, and leaves the working files as they were."""
+    results, photo = tmp_path / "results", "p-0123abcd"
+    pixels = np.full((8, 8, 3), 0.5, np.float32)
+    for stage, index in (("stamp", 0), ("repair", 0), ("enhance", 0), ("restore", 0), ("matting", 1)):
+        write_image(file_path(results, stage, photo, index), pixels)
+    write_image(file_path(results, "matting", photo, 0), np.full((8, 8), 1.0, np.float32))
+    write_image(file_path(results, "repair", photo, 1), np.zeros((8, 8), np.float32))
+    with md.exiftool_session() as et:
+        scan = tmp_path / "scan.jpg"
+        write_image(scan, pixels)
+        md.stamp_scan(et, scan, file_path(results, "stamp", photo), photo_id=photo, source="box/scan.jpg",
+                      sha256="ab" * 32, archival={"title": "On the steps"})
+        for stage in ("repair", "enhance", "matting", "restore"):
+            prov = md.Provenance(stage=stage, backend="classical", parameters={"stage": stage})
+            file_path(results, stage, photo, -1).write_text(json.dumps({"provenance": prov.to_dict()}))
+        file_path(results, "qa", photo).parent.mkdir(parents=True)
+        file_path(results, "qa", photo).write_text(json.dumps({"status": "processed", "reasons": []}))
+        working = {p: p.read_bytes() for p in results.rglob("*.png")}
+        image, matte, foreground, damage = publish_photo(et, results, photo, "processed", "box/scan", "jpg", 90,
+                                                         {"decision": "accept"})
+        tags = {path.name: md.read_tags(et, path) for path in (image, matte, foreground, damage)}
+    assert all(path.read_bytes() == data for path, data in working.items())  # working files untouched, untagged
+    stages = {name: [h["Parameters"].split(";")[0].removeprefix("stage=") for h in t["XMP-xmpMM:History"]]
+              for name, t in tags.items()}
+    assert stages == {"scan_restored.jpg": ["ingest", "repair", "enhance", "restore", "publish"],
+                      "scan_matte.png": ["ingest", "repair", "enhance", "matting"],
+                      "scan_fg.png": ["ingest", "repair", "enhance", "matting"],
+                      "scan_damage.png": ["ingest", "repair"]}
+    assert {name: t["XMP-photoarchive:Stage"] for name, t in tags.items()} == {
+        "scan_restored.jpg": "restore", "scan_matte.png": "matting", "scan_fg.png": "matting",
+        "scan_damage.png": "repair"}
+    assert all(t["XMP-dc:Title"] == "On the steps" and t["XMP-photoarchive:SourceSHA256"] == "ab" * 32
+               for t in tags.values())
+    assert tags["scan_restored.jpg"]["XMP-xmp:Label"] == "Accepted"
+    assert read_scan(image, 10**6).pixels.shape == (8, 8, 3)
 
 
 def test_remove_stale(tmp_path):

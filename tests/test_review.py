@@ -15,7 +15,7 @@ from workflow import snapshot
 from photoarchive import decisions as dec
 from photoarchive.imageio import write_image
 from photoarchive.manifest import ManifestRow
-from photoarchive.metadata import exiftool_session, read_tags, write_review_tags
+from photoarchive.metadata import Provenance, exiftool_session, read_tags, stamp_published
 from photoarchive.package import read_decisions as package_read_decisions
 from photoarchive.review import ForbiddenPathError, load_config, make_server, reason_kind, safe_path
 from photoarchive.stages import file_path
@@ -162,7 +162,7 @@ def test_review_tags_written_on_a_published_file(tmp_path):
     target = tmp_path / "x_restored.jpg"
     write_image(target, np.full((8, 8, 3), 0.5, np.float32))
     with exiftool_session() as et:
-        write_review_tags(et, target, *dec.XMP_TAGS["reject"])
+        stamp_published(et, target, target, [Provenance(stage="restore")], review=dec.XMP_TAGS["reject"])
         tags = read_tags(et, target)
     assert tags["XMP-xmp:Rating"] == -1 and tags["XMP-xmp:Label"] == "Rejected"
 
