@@ -23,13 +23,43 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from photoarchive import __version__
 from photoarchive.imageio import OutputWriteError, write_atomic
+from photoarchive.ingest import IngestRecord
+from photoarchive.records import (
+    EnhanceRecord,
+    FacesRecord,
+    MattingRecord,
+    PublishRecord,
+    QARecord,
+    RepairRecord,
+    RestoreRecord,
+    StampRecord,
+)
 
 log = logging.getLogger(__name__)
+
+
+class RecordContractError(TypeError):
+    """A stage returned a record that its declared type does not describe: a bug, not a photo's problem."""
+
+
+def check_record(stage: str, record: dict) -> None:
+    """Raise RecordContractError unless `record` has every required field of the stage's record type and
+    no undeclared one."""
+    kind = STAGES[stage].record
+    if is_dataclass(kind):
+        required, optional = {f.name for f in fields(kind)}, set()
+    else:
+        required, optional = kind.__required_keys__, kind.__optional_keys__
+    missing = sorted(required - record.keys())
+    unknown = sorted(record.keys() - required - optional)
+    if missing or unknown:
+        raise RecordContractError(f"{stage} record does not fit {kind.__name__}: missing {missing}, "
+                                  f"undeclared {unknown} (photoarchive/stages.py declares the records)")
 
 
 @dataclass(frozen=True)
@@ -37,6 +67,7 @@ class Stage:
     name: str  # folder under results/
     label: str  # in words, for reasons
     files: tuple[str, ...]  # per photo, relative to results/; "{photo}" filled in; the record last
+    record: type  # the record's type: a TypedDict (a dataclass for ingest)
     upstream: tuple[str, ...] = ()  # stages whose records this stage reads (their keys enter this key)
 
     def paths(self, results: Path, photo: str) -> list[Path]:
@@ -51,19 +82,19 @@ class Stage:
 
 # In chain order. Rules, scripts, manifest, publish, report, review and package take paths from here.
 STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("ingest", "ingest", ("ingest/{photo}.json",)),
-    Stage("stamp", "stamp", ("stamp/{photo}.png", "stamp/{photo}.json"), ("ingest",)),
-    Stage("faces", "face detection", ("faces/{photo}.json",), ("stamp",)),
+    Stage("ingest", "ingest", ("ingest/{photo}.json",), IngestRecord),
+    Stage("stamp", "stamp", ("stamp/{photo}.png", "stamp/{photo}.json"), StampRecord, ("ingest",)),
+    Stage("faces", "face detection", ("faces/{photo}.json",), FacesRecord, ("stamp",)),
     Stage("repair", "repair", ("repair/{photo}.png", "repair/{photo}_damage.png", "repair/{photo}.json"),
-          ("stamp", "faces")),
-    Stage("enhance", "enhance", ("enhance/{photo}.png", "enhance/{photo}.json"), ("repair",)),
+          RepairRecord, ("stamp", "faces")),
+    Stage("enhance", "enhance", ("enhance/{photo}.png", "enhance/{photo}.json"), EnhanceRecord, ("repair",)),
     Stage("matting", "matting", ("matting/{photo}_matte.png", "matting/{photo}_fg.png", "matting/{photo}.json"),
-          ("enhance", "faces")),
-    Stage("restore", "face restoration", ("restore/{photo}.png", "restore/{photo}.json"),
+          MattingRecord, ("enhance", "faces")),
+    Stage("restore", "face restoration", ("restore/{photo}.png", "restore/{photo}.json"), RestoreRecord,
           ("enhance", "faces", "matting")),
-    Stage("qa", "QA", ("qa/{photo}.json",), ("stamp", "enhance", "faces", "matting", "restore")),
+    Stage("qa", "QA", ("qa/{photo}.json",), QARecord, ("stamp", "enhance", "faces", "matting", "restore")),
     # the published files themselves are listed in the record ("files"): their names depend on the status
-    Stage("publish", "publishing", ("publish/{photo}.json",), ("qa",)),
+    Stage("publish", "publishing", ("publish/{photo}.json",), PublishRecord, ("qa",)),
 )}
 # After dedup, in the order a unique photo goes through them
 PHOTO_CHAIN = ("stamp", "faces", "repair", "enhance", "matting", "restore", "qa", "publish")
@@ -75,7 +106,8 @@ def file_path(results: Path, stage: str, photo: str, index: int = 0) -> Path:
 
 
 def read_record(results: Path, stage: str, photo: str) -> dict | None:
-    """A photo's record of a stage, None when it has none (not run, failed, or unreadable)."""
+    """A photo's record of a stage (its type is `STAGES[stage].record`, plus "key"), None when it has none
+    (not run, failed, or unreadable)."""
     try:
         return json.loads(STAGES[stage].record_path(results, photo).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -175,6 +207,7 @@ def run_batch(results: Path, stage: str, batch: str, photos: Iterable[str],
             log.exception("[%d/%d] %s: %s failed", n, len(photos), photo, spec.label)
             rows.append(BatchRow(photo, "failed", f"{type(exc).__name__}: {exc}", key))
             continue
+        check_record(stage, record)  # a record off its type is a bug: the job fails, saying which fields
         record = {**record, "key": key}
         write_atomic(spec.record_path(results, photo),
                      json.dumps(record, indent=1, default=float, ensure_ascii=False).encode("utf-8"))

@@ -9,9 +9,19 @@ from pathlib import Path
 import pytest
 
 from photoarchive.imageio import OutputWriteError, write_atomic
-from photoarchive.stages import STAGES, BatchTable, file_path, read_record, retry_marker, run_batch
+from photoarchive.stages import (
+    STAGES,
+    BatchTable,
+    RecordContractError,
+    file_path,
+    read_record,
+    retry_marker,
+    run_batch,
+)
 
 PHOTOS = ["a.jpg-00000001", "b.jpg-00000002", "c.jpg-00000003"]
+# A faces record as photoarchive.records.FacesRecord declares it (the detector's name stands for the photo)
+FACES = {"detector": "", "model_file": "", "model_sha256": "", "fallback_reason": None, "faces": [], "skipped": []}
 
 
 def _upstream(results: Path, photos=PHOTOS, key: str = "k") -> None:
@@ -25,7 +35,7 @@ def _faces(results: Path, calls: list[str], fail: tuple[str, ...] = (), cfg: dic
         calls.append(photo)
         if photo in fail:
             raise RuntimeError(f"broken {photo}")
-        return {"faces": [], "photo": photo}
+        return {**FACES, "detector": photo}
 
     return run_batch(results, "faces", "b0000", PHOTOS, lambda photo: cfg or {"size": 1}, work,
                      STAGES["faces"].table_path(results, "b0000"))
@@ -37,7 +47,7 @@ def test_done_photos_are_kept_and_a_change_redoes_only_what_it_touches(tmp_path)
     calls: list[str] = []
     first = _faces(results, calls)
     assert calls == PHOTOS and [r.status for r in first.rows] == ["done"] * 3
-    assert read_record(results, "faces", PHOTOS[0])["photo"] == PHOTOS[0]
+    assert read_record(results, "faces", PHOTOS[0])["detector"] == PHOTOS[0]
     assert first.rows[0].files == [f"faces/{PHOTOS[0]}.json"]
     times = {p: file_path(results, "faces", p).stat().st_mtime_ns for p in PHOTOS}
 
@@ -119,3 +129,26 @@ def test_retry_marker_appears_for_a_failure_or_a_lost_file_and_settles(tmp_path)
     os.utime(table_path, ns=(marker.stat().st_mtime_ns + 1,) * 2)
     assert retry_marker(table_path, results) == [marker] and marker.read_bytes() != written
     assert "RuntimeError: broken" in marker.read_text()
+
+
+@pytest.mark.parametrize("record, problem", [
+    ({**FACES, "photo": "x"}, "undeclared ['photo']"),
+    ({k: v for k, v in FACES.items() if k != "skipped"}, "missing ['skipped']"),
+])
+def test_a_record_off_its_declared_type_fails_the_job_and_is_not_written(tmp_path, record, problem):
+    results = tmp_path / "results"
+    _upstream(results)
+    with pytest.raises(RecordContractError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        run_batch(results, "faces", "b0000", PHOTOS, lambda photo: {}, lambda photo, key: record,
+                  STAGES["faces"].table_path(results, "b0000"))
+    assert read_record(results, "faces", PHOTOS[0]) is None
+
+
+def test_optional_fields_may_be_left_out(tmp_path):
+    results = tmp_path / "results"
+    _upstream(results)
+    table = run_batch(results, "faces", "b0000", PHOTOS, lambda photo: {},
+                      lambda photo, key: {**FACES, "pyramid": [320]} if photo == PHOTOS[0] else FACES,
+                      STAGES["faces"].table_path(results, "b0000"))
+    assert [r.status for r in table.rows] == ["done"] * 3
+    assert read_record(results, "faces", PHOTOS[0])["pyramid"] == [320]
