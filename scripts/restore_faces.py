@@ -36,6 +36,7 @@ def settings(photo):
 
 
 def work(photo, key):
+    log.info("%s: restoring faces", photo)
     selector, embedder = models()
     image_path = file_path(results, "enhance", photo)
     pixels, depth = load_working(image_path)

@@ -167,10 +167,16 @@ def resumed(archive, crashed):
     plan = planned_jobs(work, "--configfile", str(config))
     watcher = Watcher(results)
     watcher.start()
-    restore = results / "restore"
-    # killed while the retried photo's restored image is being written (a hidden temporary file)
-    g2 = _run(work, config, env=archive.env, kill_when=lambda: any(restore.glob(".*.part.*")))
-    in_restore = sorted(p.name for p in restore.glob(".*.part.*"))
+    poisoned = archive.ids[POISONED]
+
+    def restoring() -> bool:  # the restore job has begun the retried photo (its log says so) and not finished it
+        return (not (results / "restore" / f"{poisoned}.json").exists()
+                and any(f"{poisoned}: restoring faces" in log.read_text(errors="replace")
+                        for log in (work / "logs" / "restore").glob("*.log")))
+
+    # killed while the retried photo's faces are being restored (its restored image not yet in place)
+    g2 = _run(work, config, env=archive.env, kill_when=restoring)
+    in_restore = restoring()
     after_kill = snapshot(archive.scans)
     unlock = _run(work, config, "--unlock", env=archive.env)
     before_publish, hidden_before = set(_published(work)), set(watcher.hidden)
@@ -251,7 +257,7 @@ def test_retry_leaves_the_finished_photos_alone(crashed, resumed):
 
 @pytest.mark.slow
 def test_kills_landed_in_restore_and_in_publish(resumed):
-    assert resumed.g2.killed and resumed.in_restore  # the retried photo's restored image was half-written
+    assert resumed.g2.killed and resumed.in_restore  # the retried photo was being restored
     assert resumed.g3.killed and resumed.published_at_kill >= resumed.before_publish
     assert all(u.rc == 0 for u in resumed.unlock)
     assert resumed.g4.rc == 0, resumed.g4.output[-5000:]
