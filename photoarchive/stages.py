@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from photoarchive import __version__
@@ -51,8 +51,9 @@ def check_record(stage: str, record: dict) -> None:
     """Raise RecordContractError unless `record` has every required field of the stage's record type and
     no undeclared one."""
     kind = STAGES[stage].record
-    if is_dataclass(kind):
-        required, optional = {f.name for f in fields(kind)}, set()
+    if is_dataclass(kind):  # as its constructor: a field with a default may be left out
+        required = {f.name for f in fields(kind) if f.default is MISSING and f.default_factory is MISSING}
+        optional = {f.name for f in fields(kind)} - required
     else:
         required, optional = kind.__required_keys__, kind.__optional_keys__
     missing = sorted(required - record.keys())

@@ -129,14 +129,26 @@ def make_tree(root: Path, n: int = 4, size: int = 4000, with_zip: bool = True, s
 
 def _records(results: Path, pid: str, status: str, name: tuple[str, str], size: int) -> dict[str, Callable[[], dict]]:
     """What each stage of the chain records for a finished photo (publish also writes the published files)."""
+    def made_by(stage: str, backend: str = "classical") -> dict:
+        return {"stage": stage, "backend": backend, "fallback": False, "model_file": "", "model_sha256": "",
+                "parameters": {}, "source_type": "", "models": {}, "faces": [], "when": "2026:01:01 00:00:00+00:00"}
+
+    # complete records, as photoarchive/records.py declares them (run_batch refuses anything less)
     fixed = {
         "stamp": {"notes": [], "bit_depth": 8},
-        "faces": {"detector": "retinaface_mobile", "model_file": "rf.onnx", "model_sha256": DETECTOR_SHA, "faces": []},
-        "repair": {"enabled": True, "shares": {"dust": 0.01}, "shares_text": "dust 1%"},
-        "enhance": {"requested": "auto", "preset": "natural", "parameters": {"denoise": {"h": 3.0}}},
-        "matting": {"backend": "classical", "fallback": True, "model_file": None, "model_sha256": None, "notes": []},
+        "faces": {"detector": "retinaface_mobile", "model_file": "rf.onnx", "model_sha256": DETECTOR_SHA,
+                  "fallback_reason": None, "faces": [], "skipped": []},
+        "repair": {"enabled": True, "shares": {"dust": 0.01}, "shares_text": "dust 1%", "parameters": {},
+                   "provenance": made_by("repair")},
+        "enhance": {"requested": "auto", "preset": "natural", "reasons": [], "knobs": {},
+                    "parameters": {"denoise": {"h": 3.0}}, "measures_before": {}, "tone_kept": False,
+                    "provenance": made_by("enhance")},
+        "matting": {"backend": "classical", "fallback": True, "model_file": None, "model_sha256": None,
+                    "model_runtime": None, "seconds": 0.1, "person_found": False, "person_source": "none",
+                    "person_coverage": 0.0, "person_model": None, "coverage": 0.0, "notes": [],
+                    "provenance": made_by("matting")},
         "restore": {"backend": "gpen", "size": 512, "model_file": "models/GPEN-BFR-512.pth", "model_sha256": GPEN_SHA,
-                    "faces": []},
+                    "faces": [], "errors": [], "provenance": made_by("restore", "gpen")},
         "qa": {"photo_id": pid, "status": status, "reasons": ["all checks passed"], "metrics": {}},
     }
     return {**{stage: record.copy for stage, record in fixed.items()},
