@@ -6,7 +6,10 @@ For each size N, N empty stand-in scans (100 to a folder; bench/placeholders.py)
   b. after dedup (placeholder ingest records and chunk tables, a dedup.tsv with every photo unique,
      batches from photoarchive.dedup.assign_batches at config.yaml's batch size): every job after dedup
      is planned (per batch stamp … publish and thumbnails; triage, manifest, finished, report);
-  c. the same with `--profile profiles/slurm` (its batch size, its `batch` group).
+  c. the same with `--profile profiles/slurm` (its batch size, its `batch` group);
+  j. a cluster job's parse: after (b)'s placeholders and a main invocation (`--list-rules`, which writes
+     results/inventory.json), the dry run of one ingest chunk with `--mode remote`, as Snakemake runs it in a
+     SLURM job: it reads the cached inventory instead of listing the input folder (checked: no "listing").
 Goal (issue #12): 100,000 photos ≤ 5 min and ≤ 4 GB without the profile, ≤ 10 min with it.
 
 Wall time is of the whole snakemake command (start-up and parse included); peak RSS is the largest
@@ -17,6 +20,7 @@ plan dedup, (b) and (c) must plan the report and nothing up to dedup.
     PYTHONPATH=$PWD .venv/bin/python bench/bench_dryrun.py                       # 10,000 and 100,000
     PYTHONPATH=$PWD .venv/bin/python bench/bench_dryrun.py --sizes 10000 30000 --timeout 1200
     PYTHONPATH=$PWD .venv/bin/python bench/bench_dryrun.py --sizes 10000 --cases b --profile-only
+    PYTHONPATH=$PWD .venv/bin/python bench/bench_dryrun.py --sizes 10000 100000 --cases j   # job parse
 
 --cprofile runs the chosen cases once more under cProfile (`python -m cProfile -m snakemake ...`),
 writes bench/out/dryrun_<N>_<case>.prof and prints the top functions (cumulative and own time).
@@ -44,7 +48,9 @@ CASES = {
     "a": ("fresh archive (up to dedup)", False, False),
     "b": ("after dedup, every batch planned", True, False),
     "c": ("after dedup, --profile profiles/slurm", True, True),
+    "j": ("a cluster job's parse (--mode remote, one ingest chunk)", True, False),
 }
+JOB_ARGS = ["--mode", "remote", "--target-jobs", "ingest:chunk=c0000", "--allowed-rules", "ingest"]
 TOTAL = re.compile(r"^total\s+(\d+)", re.MULTILINE)
 
 
@@ -74,6 +80,9 @@ def check(case: str, text: str) -> str:
     planned = set(re.findall(r"^\s*(?:rule|checkpoint) (\w+):", text, re.MULTILINE))
     if case == "a":
         return "" if "dedup" in planned else "dedup not planned"
+    if case == "j":
+        return "listed the input folder again" if "listing" in text else (
+            "" if planned == {"ingest"} else f"planned {sorted(planned)}")
     wrong = planned & {"ingest", "dedup", "copy_source", "unpack_archive"}
     if wrong:
         return f"planned again: {sorted(wrong)}"
@@ -85,6 +94,9 @@ def prepare(root: Path, n: int, case: str, input_dir: Path) -> Path:
     workdir.mkdir()
     if CASES[case][1]:
         place_dedup(workdir / "results", input_dir, profile=CASES[case][2])
+    if case == "j":  # the main invocation's parse writes the inventory the job reads
+        args = [a for a in dry_run_args(workdir, input_dir, False) if a != "--dry-run"]
+        subprocess.run([*args, "--list-rules"], cwd=REPO, check=True, capture_output=True)
     return workdir
 
 
@@ -94,7 +106,7 @@ def run_case(root: Path, n: int, case: str, input_dir: Path, timeout: float) -> 
     workdir = prepare(root, n, case, input_dir)
     setup = time.monotonic() - t0
     log = root / f"dryrun-{n}-{case}.log"
-    result = measure(dry_run_args(workdir, input_dir, profile), log, timeout)
+    result = measure(dry_run_args(workdir, input_dir, profile) + (JOB_ARGS if case == "j" else []), log, timeout)
     text = log.read_text(encoding="utf-8", errors="replace")
     jobs = TOTAL.findall(text)
     problem = "timed out" if result["timed_out"] else (
@@ -110,6 +122,7 @@ def cprofile_case(root: Path, n: int, case: str, input_dir: Path, timeout: float
     prof = OUT / f"dryrun_{n}_{case}.prof"
     args = dry_run_args(workdir, input_dir, profile,
                         snakemake=[sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "snakemake"])
+    args += JOB_ARGS if case == "j" else []
     result = measure(args, root / f"cprofile-{n}-{case}.log", timeout)
     print(f"\ncProfile of case {case}, {n} files: {result['seconds']} s under the profiler, rc {result['rc']}")
     if not prof.exists():

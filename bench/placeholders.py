@@ -8,6 +8,7 @@ written for empty stand-in scans, every photo ok and unique:
     results/ingest/batches/<chunk>.json    ingest chunk table (photoarchive.stages.BatchTable, all "done")
     results/dedup/dedup.tsv                photo_id, status, duplicate_of, reason, batch, pixels;
                                            batches from photoarchive.dedup.assign_batches
+                                           (scheduling's batch_size and max_batches)
 
 each newer than what it is made from (inputs two hours old, records, then tables, then dedup.tsv), so
 that with `--rerun-triggers mtime` nothing up to dedup is planned again. Empty files stand in for scans:
@@ -89,7 +90,10 @@ def place_dedup(results: Path, input_dir: Path, profile: bool, stamp: float | No
         rows = [BatchRow(pid, "done", "", "placeholder", [f"ingest/{pid}.json"]) for pid in ids[k:k + size]]
         table = BatchTable("ingest", chunk, rows, f"placeholder{k // size}")
         write(ingest.table_path(results, chunk), table.to_json(), stamp + 2)
-    batches = assign_batches(ids, config["scheduling"]["batch_size"])
+    schema = yaml.safe_load((REPO / "config.schema.yaml").read_text())
+    defaults = {k: v["default"] for k, v in schema["properties"]["scheduling"]["properties"].items()}
+    scheduling = {**defaults, **config["scheduling"]}
+    batches = assign_batches(ids, scheduling["batch_size"], scheduling["max_batches"])
     rows = "".join(f"{pid}\tunique\t\t\t{batches[pid]}\t{1000 * 1000}\n" for pid in ids)
     write(results / "dedup" / "dedup.tsv", "photo_id\tstatus\tduplicate_of\treason\tbatch\tpixels\n" + rows,
           stamp + 3)

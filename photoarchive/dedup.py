@@ -244,15 +244,20 @@ def _duplicate_reason(grouping: _Grouping, members: list[int], position: dict[in
             f"≤ {max_distance}), which is in the group of {canonical.source}, the canonical")
 
 
-def assign_batches(unique_ids: list[str], batch_size: int) -> dict[str, str]:
+def assign_batches(unique_ids: list[str], batch_size: int, max_batches: int | None = None) -> dict[str, str]:
     """Batches of `batch_size` to twice as many photos, from each photo id's hash alone (no state to keep).
 
     There are 2^k batches, k the largest with 2^k × batch_size ≤ the number of photos (one batch for fewer
-    than twice `batch_size`); a photo's batch is its hash modulo 2^k. A new photo joins an existing batch
-    (whose other photos are then skipped as done); the batches split in two only when the archive doubles.
+    than twice `batch_size`) and, when `max_batches` is given, 2^k ≤ max_batches (then, above
+    max_batches × batch_size photos, the batches hold more than twice `batch_size`); a photo's batch is its
+    hash modulo 2^k. A new photo joins an existing batch (whose other photos are then skipped as done); the
+    batches split in two only when the archive doubles, and never once there are max_batches.
     """
     if not unique_ids:
         return {}
-    count = 1 << max(0, math.floor(math.log2(len(unique_ids) / batch_size)))
+    k = max(0, math.floor(math.log2(len(unique_ids) / batch_size)))
+    if max_batches is not None:
+        k = min(k, max(0, math.floor(math.log2(max_batches))))
+    count = 1 << k
     return {pid: f"b{int(hashlib.sha256(pid.encode('utf-8')).hexdigest()[:12], 16) % count:04d}"
             for pid in unique_ids}

@@ -20,16 +20,19 @@ it over the destination (a rename, atomic on one file system). A failed, truncat
 download leaves no partial file behind and never touches an existing file (only a kill -9 can leave
 pooch's ``tmp…`` file in the folder, as it could leave the hidden ``.part`` file before pooch; the
 next download does not reuse it, delete it). pooch is imported only when a download is asked for; the
-pipeline itself imports just `sha256_of_file`.
+pipeline itself imports just `sha256_of_file` and `model_fingerprints` (the SHA-256 of the model files a
+stage would load, part of each photo's key, so that weights placed after a run redo the photos).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import logging
 import os
 import re
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -39,7 +42,7 @@ from pathlib import Path
 from photoarchive import __version__
 
 __all__ = ["MODEL_FILES", "ChecksumError", "DownloadError", "ModelFile", "download_model", "fetch_sha256",
-           "main", "sha256_of_file"]
+           "main", "model_fingerprint", "model_fingerprints", "sha256_of_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +105,38 @@ def sha256_of_file(path: str | Path) -> str:
         while chunk := f.read(_CHUNK):
             hasher.update(chunk)
     return hasher.hexdigest()
+
+
+def model_fingerprint(path: str | Path) -> str | None:
+    """SHA-256 of a model file the pipeline would load; None when there is no such regular file.
+
+    The whole file is hashed (a changed file with the same size and time is still noticed by the next job),
+    once per process for each (path, size, mtime_ns, inode): a job asks for it once per photo, for the
+    photo's key, and reads the file once.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return _sha256_once(str(Path(path).resolve()), info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_once(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    return sha256_of_file(path)
+
+
+def model_fingerprints(paths: Sequence[str | Path]) -> dict[str, str]:
+    """{file name: SHA-256} of those of `paths` that exist (for a photo's key: a model file placed, replaced
+    or removed changes the key of every photo of the stages that load it)."""
+    out = {}
+    for path in paths:
+        digest = model_fingerprint(path)
+        if digest is not None:
+            out[Path(path).name] = digest
+    return out
 
 
 def _normalise_sha256(sha256: str) -> str:

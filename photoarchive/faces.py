@@ -186,6 +186,15 @@ def resolve_device(device: str):
     return torch.device(device)
 
 
+def detector_model_files(cfg: dict[str, Any] | None, models_dir: str | Path) -> list[Path]:
+    """The weights file in `models_dir` that `FaceDetector` loads with this config: RetinaFace-R50's when
+    ``detector`` is ``retinaface``, or ``auto`` and the file is there; none otherwise (the packaged detectors
+    change only with the package)."""
+    cfg = {**DETECTOR_DEFAULTS, **(cfg or {})}
+    path = Path(models_dir) / cfg["retinaface_file"]
+    return [path] if cfg["detector"] == "retinaface" or (cfg["detector"] == "auto" and path.is_file()) else []
+
+
 class FaceDetector:
     """Face detector built once per job; `detect` is deterministic.
 

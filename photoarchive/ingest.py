@@ -104,6 +104,53 @@ def discover_sources(input_dir: Path, skip: tuple[Path, ...] = (), ignore: tuple
     return _with_unique_ids(sources)
 
 
+INVENTORY_VERSION = 1
+
+
+def inventory_context(input_dir: Path, skip: tuple[Path, ...] = (), ignore: tuple[str, ...] = ()) -> dict:
+    """What an inventory was listed with (`discover_sources`' arguments): a cached inventory is only used
+    for the same context."""
+    return {"version": INVENTORY_VERSION, "input_dir": str(Path(input_dir).resolve()),
+            "skip": sorted(str(Path(p).resolve()) for p in skip), "ignore": list(ignore)}
+
+
+def inventory_bytes(sources: list[Source], context: dict) -> bytes:
+    """The inventory as JSON, one source a line, the same bytes for the same sources and context.
+
+    ASCII only (`ensure_ascii`): every name, even one with lone surrogates, is written and read back
+    exactly."""
+    names = [f.name for f in fields(Source)]
+    lines = [json.dumps([getattr(s, name) for name in names]) for s in sources]
+    head = json.dumps({**context, "fields": names}, sort_keys=True)
+    return ("{\"context\": " + head + ",\n\"sources\": [\n" + ",\n".join(lines) + "\n]}\n").encode("ascii")
+
+
+def write_inventory(path: Path, sources: list[Source], context: dict) -> bool:
+    """Write the inventory to `path` atomically, only when its bytes change; True when written."""
+    data = inventory_bytes(sources, context)
+    try:
+        if Path(path).read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    write_atomic(Path(path), data)
+    return True
+
+
+def read_inventory(path: Path, context: dict) -> list[Source] | None:
+    """The sources of a cached inventory written for `context`; None when it is missing, unreadable, or
+    was written for another input folder, skip list, ignore list or format."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+        head = data["context"]
+        names = head.pop("fields")
+        if head != context or names != [f.name for f in fields(Source)]:
+            return None
+        return [Source(*row) for row in data["sources"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def _visible_files(folder: Path, parts: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
     """Path parts (relative to the input folder) of the regular files below `folder`: one `scandir` per
     folder, its cached types reused; hidden names skipped, symbolic links never followed, unreadable

@@ -56,6 +56,7 @@ import cv2
 import numpy as np
 
 from photoarchive.models.bshm import TF2ONNX_COMMAND, BSHMModel
+from photoarchive.person import PACKAGED as PACKAGED_PERSON_MODEL
 from photoarchive.person import PersonSegmenter, box_coverage, mask_confidence, mask_coverage
 from photoarchive.settings import schema_defaults
 
@@ -458,6 +459,19 @@ def resolve_model_path(model: str | Path, models_dir: Path) -> Path:
     if path.is_absolute():
         return path
     return Path(models_dir).parent / path
+
+
+def matting_model_files(cfg: dict, models_dir: Path) -> list[Path]:
+    """The model files a `Matter` with this config loads: the BSHM model (``bshm``, or ``auto`` when the file
+    is there); else, with the segmenter prior, the person segmenter when ``person_model`` is a file of the
+    user's (the packaged mediapipe model changes only with the package)."""
+    cfg = {**DEFAULTS, **{k: v for k, v in cfg.items() if k not in _IGNORED_KEYS}}
+    model = resolve_model_path(cfg["model"], Path(models_dir))
+    if cfg["backend"] == "bshm" or (cfg["backend"] == "auto" and model.is_file()):
+        return [model]
+    if cfg["person_prior"] == "segmenter" and str(cfg["person_model"]) != PACKAGED_PERSON_MODEL:
+        return [Path(cfg["person_model"]).expanduser()]
+    return []
 
 
 class Matter:

@@ -375,6 +375,17 @@ class RestorerSelector:
         return out
 
 
+def restore_model_files(cfg: dict[str, Any] | None, models_dir: str | Path) -> list[Path]:
+    """The GPEN weights files a job may load with this config (`RestorerSelector`): none for the classical
+    backend; ``model_file_512`` or ``model_file_1024`` for ``model: 512`` or ``1024``; both for ``auto``
+    (which of them a photo gets depends on the files present and the photo's size)."""
+    cfg = _merge(RESTORE_DEFAULTS, cfg or {})
+    if str(cfg["backend"]) == "classical":
+        return []
+    sizes = (512, 1024) if str(cfg["model"]) == "auto" else (int(cfg["model"]),)
+    return [Path(models_dir) / str(cfg[f"model_file_{size}"]) for size in sizes]
+
+
 def build_restorer(cfg: dict[str, Any] | None, models_dir: str | Path) -> RestorerSelector:
     """Restorers for one job from the ``restore`` section.
 

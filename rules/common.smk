@@ -1,4 +1,4 @@
-# Validation first, then the archive's inventory (read once, at start-up) and input functions.
+# Validation first, then the archive's inventory (listed once per run: list_sources) and input functions.
 import csv
 import functools
 import json
@@ -10,7 +10,14 @@ from snakemake.io import contains_wildcard
 from snakemake.utils import validate
 
 from photoarchive.decisions import DecisionError, effective_status, overrides_row, read_decisions
-from photoarchive.ingest import archive_id, discover_sources, photo_id
+from photoarchive.ingest import (
+    archive_id,
+    discover_sources,
+    inventory_context,
+    photo_id,
+    read_inventory,
+    write_inventory,
+)
 from photoarchive.manifest import write_manifest
 from photoarchive.metadata import METADATA_COLUMNS, read_metadata_csv
 from photoarchive.publish import published_names
@@ -36,14 +43,34 @@ def metadata_csv_path():
 
 
 METADATA_CSV = metadata_csv_path()
-SOURCES = {
-    s.photo_id: s
-    for s in discover_sources(
-        INPUT_DIR,
-        skip=(METADATA_CSV,) if METADATA_CSV else (),
-        ignore=tuple(config["ingest"]["ignore"]),
-    )
-}
+INVENTORY = Path("results/inventory.json")
+
+
+def list_sources():
+    """The input folder's files (and ZIP members), listed once per run.
+
+    The main invocation walks the folder (a new scan is noticed by every run, dry runs included) and
+    writes results/inventory.json when it changed; a job Snakemake spawned (a cluster job, which parses
+    the workflow again) reads that file instead of walking the folder and opening every ZIP again, and
+    walks only when the file is missing, unreadable or was listed with other settings."""
+    skip = (METADATA_CSV,) if METADATA_CSV else ()
+    ignore = tuple(config["ingest"]["ignore"])
+    context = inventory_context(INPUT_DIR, skip, ignore)
+    if not workflow.is_main_process:
+        cached = read_inventory(INVENTORY, context)
+        if cached is not None:
+            return cached
+        logger.warning(f"{INVENTORY} is missing, unreadable or for other settings; listing {INPUT_DIR} again")
+    sources = discover_sources(INPUT_DIR, skip=skip, ignore=ignore)
+    if workflow.is_main_process and sources:
+        try:
+            write_inventory(INVENTORY, sources, context)
+        except OSError as exc:  # a cache only: jobs then list the folder themselves
+            logger.warning(f"could not write {INVENTORY}: {exc}")
+    return sources
+
+
+SOURCES = {s.photo_id: s for s in list_sources()}
 if not SOURCES:
     raise WorkflowError(
         f"no files found under input_dir={INPUT_DIR}; point it at a folder of scans "

@@ -24,9 +24,10 @@ for table in snakemake.input.tables:
             log.warning("%s has no ingest record: %s", row.photo_id, row.reason)
 rows = dedup_table(records, snakemake.params.max_distance)
 
-# Scheduling, not a param: the batch size cuts the photos into jobs and changes no photo's result.
-batches = assign_batches([r.photo_id for r in rows if r.status == "unique"],
-                         snakemake.config["scheduling"]["batch_size"])
+# Scheduling, not a param: the batch size and max_batches cut the photos into jobs and change no photo's result.
+scheduling = snakemake.config["scheduling"]
+batches = assign_batches([r.photo_id for r in rows if r.status == "unique"], scheduling["batch_size"],
+                         scheduling["max_batches"])
 pixels = {r.photo_id: (r.width or 0) * (r.height or 0) for r in records}
 for row in rows:
     row.batch = batches.get(row.photo_id, "")

@@ -4,7 +4,8 @@ restore and QA."""
 import functools
 from pathlib import Path
 
-from photoarchive.faces import FaceDetector
+from photoarchive.download import model_fingerprints
+from photoarchive.faces import FaceDetector, detector_model_files
 from photoarchive.imageio import load_working
 from photoarchive.joblog import start_job
 from photoarchive.stages import file_path, run_batch
@@ -22,6 +23,18 @@ def detector():
     return found
 
 
+@functools.cache
+def model_sha256():
+    """{file: SHA-256} of the detector weights this job would load (hashed once per job)."""
+    return model_fingerprints(detector_model_files(cfg, Path(snakemake.params.models_dir)))
+
+
+def settings(photo):
+    """What decides a photo's faces: the config and, when there is one, the weights file's SHA-256 (weights
+    placed in models/ after a run redo the photos found without them)."""
+    return {"cfg": cfg, "models": model_sha256()} if model_sha256() else cfg
+
+
 def work(photo, key):
     pixels, _ = load_working(file_path(results, "stamp", photo))
     faces, skipped = detector().detect(pixels)
@@ -31,5 +44,5 @@ def work(photo, key):
     return {**detector().info(), "faces": [f.to_dict() for f in faces], "skipped": skipped}
 
 
-run_batch(results, "faces", snakemake.wildcards.batch, snakemake.params.photos, lambda photo: cfg, work,
+run_batch(results, "faces", snakemake.wildcards.batch, snakemake.params.photos, settings, work,
           Path(snakemake.output.table))

@@ -3,10 +3,11 @@
 import functools
 from pathlib import Path
 
+from photoarchive.download import model_fingerprints
 from photoarchive.faces import Face
 from photoarchive.imageio import encode_image, load_working, write_atomic
 from photoarchive.joblog import start_job
-from photoarchive.matting import Matter
+from photoarchive.matting import Matter, matting_model_files
 from photoarchive.metadata import Provenance
 from photoarchive.stages import file_path, read_record, run_batch
 
@@ -18,6 +19,18 @@ cfg = snakemake.params.cfg
 @functools.cache
 def matter():
     return Matter(cfg, Path(snakemake.params.models_dir))
+
+
+@functools.cache
+def model_sha256():
+    """{file: SHA-256} of the model files this job would load (hashed once per job)."""
+    return model_fingerprints(matting_model_files(cfg, Path(snakemake.params.models_dir)))
+
+
+def settings(photo):
+    """What decides a photo's matte: the config and, when there is one, the model file's SHA-256 (a BSHM
+    model placed in models/ after a run redoes the photos matted without it)."""
+    return {"cfg": cfg, "models": model_sha256()} if model_sha256() else cfg
 
 
 def work(photo, key):
@@ -56,5 +69,5 @@ def work(photo, key):
     }
 
 
-run_batch(results, "matting", snakemake.wildcards.batch, snakemake.params.photos, lambda photo: cfg, work,
+run_batch(results, "matting", snakemake.wildcards.batch, snakemake.params.photos, settings, work,
           Path(snakemake.output.table))

@@ -7,11 +7,18 @@ A photo whose restoration raises is written unrestored, with the error in its re
 import functools
 from pathlib import Path
 
+from photoarchive.download import model_fingerprints
 from photoarchive.identity import FaceEmbedder
 from photoarchive.imageio import encode_image, load_matte, load_working, write_atomic
 from photoarchive.joblog import retain_freed_memory, start_job
 from photoarchive.metadata import SOURCE_ENHANCED, SOURCE_MODEL_COMPOSITE, Provenance
-from photoarchive.restore import build_restorer, catalogue_overrides, face_provenance, restore_faces
+from photoarchive.restore import (
+    build_restorer,
+    catalogue_overrides,
+    face_provenance,
+    restore_faces,
+    restore_model_files,
+)
 from photoarchive.stages import file_path, read_record, run_batch
 
 log = start_job(snakemake.log[0], snakemake.threads)
@@ -31,8 +38,17 @@ def models():
     return selector, FaceEmbedder() if cfg["identity"]["guard"] else None
 
 
+@functools.cache
+def model_sha256():
+    """{file: SHA-256} of the GPEN weights this job may load (hashed once per job)."""
+    return model_fingerprints(restore_model_files(cfg, Path(params.models_dir)))
+
+
 def settings(photo):
-    return {"cfg": cfg, "overrides": catalogue_overrides(params.catalogue[photo])}
+    """What decides a photo's restoration besides its upstream records: config, its catalogue overrides and,
+    when there are any, the GPEN weights' SHA-256 (weights placed after a run redo the photos)."""
+    found = {"cfg": cfg, "overrides": catalogue_overrides(params.catalogue[photo])}
+    return {**found, "models": model_sha256()} if model_sha256() else found
 
 
 def work(photo, key):

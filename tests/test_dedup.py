@@ -269,3 +269,28 @@ def test_assign_batches_is_stable_as_the_archive_grows():
 def test_assign_batches_depends_on_the_ids_alone():
     ids = ["x", "y", "z", "w", "v"]
     assert assign_batches(ids, batch_size=2) == assign_batches(list(reversed(ids)), batch_size=2)
+
+
+def test_assign_batches_caps_the_batch_count_at_max_batches():
+    """scheduling.max_batches: above max_batches × batch_size photos the batches grow instead of splitting."""
+    ids = [f"photo-{i:08x}" for i in range(1000)]
+    assert len(set(assign_batches(ids, batch_size=8).values())) == 64  # 64 × 8 ≤ 1000 < 128 × 8
+    capped = assign_batches(ids, batch_size=8, max_batches=16)
+    assert len(set(capped.values())) == 16
+    sizes = [list(capped.values()).count(n) for n in set(capped.values())]
+    assert sum(sizes) == 1000 and min(sizes) > 16  # about 62 each, more than twice batch_size
+    # not a power of two: rounded down (16); a cap above the count changes nothing; max_batches 1: one batch
+    assert assign_batches(ids, batch_size=8, max_batches=31) == capped
+    assert assign_batches(ids, batch_size=8, max_batches=64) == assign_batches(ids, batch_size=8)
+    assert set(assign_batches(ids, batch_size=8, max_batches=1).values()) == {"b0000"}
+    # the same hash buckets: a capped photo's batch is its uncapped batch modulo the cap
+    uncapped = assign_batches(ids, batch_size=8)
+    assert all(int(capped[pid][1:]) == int(uncapped[pid][1:]) % 16 for pid in ids)
+
+
+def test_assign_batches_is_stable_once_capped():
+    ids = [f"photo-{i:08x}" for i in range(1000)]
+    before = assign_batches(ids, batch_size=8, max_batches=16)
+    after = assign_batches(ids + [f"more-{i:08x}" for i in range(3000)], batch_size=8, max_batches=16)
+    assert {pid: after[pid] for pid in ids} == before and len(set(after.values())) == 16
+
