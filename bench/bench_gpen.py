@@ -33,6 +33,11 @@ reports the medians, their ratios and the largest output differences, and writes
 bench/out/gpen_ab.csv. The reference for issue 12 is main at 95181cd (0.72x official then):
 
     .venv/bin/python bench/bench_gpen.py --ab 95181cd --sizes 512 256 --runs 5 --threads 2
+
+``--before COMMIT2`` adds COMMIT2's GPEN ("before") to the same rotation, so that a change is
+reported before and after against the official way under the same load:
+
+    .venv/bin/python bench/bench_gpen.py --ab 95181cd --before main --sizes 512 --runs 6 --threads 2
 """
 
 from __future__ import annotations
@@ -132,11 +137,11 @@ def _module_at(commit: str, name: str) -> types.ModuleType:
     return module
 
 
-def ab_child(size: int, commit: str, runs: int, threads: int) -> dict:
+def ab_child(size: int, commit: str, runs: int, threads: int, before: str | None = None) -> dict:
     """Alternate forwards of this tree's GPEN, ``commit``'s, and ``commit``'s with naive FIR ops.
 
-    Same random weights and input for all three; the order rotates every round so that load
-    changes hit each model alike.
+    Same random weights and input for all (with ``before``: that commit's GPEN too); the order
+    rotates every round so that load changes hit each model alike.
     """
     import torch
 
@@ -150,6 +155,8 @@ def ab_child(size: int, commit: str, runs: int, threads: int) -> dict:
     _use_naive_fir(official)
     models["old"] = _module_at(commit, f"gpen_{commit}").GPEN(**GPEN_CONFIGS[size]).eval()
     models["official"] = official.GPEN(**GPEN_CONFIGS[size]).eval()
+    if before:
+        models["before"] = _module_at(before, f"gpen_{before}_before").GPEN(**GPEN_CONFIGS[size]).eval()
     for model in models.values():
         model.load_state_dict(models["new"].state_dict(), strict=True)
     x = torch.rand(1, 3, size, size) * 2 - 1
@@ -159,13 +166,18 @@ def ab_child(size: int, commit: str, runs: int, threads: int) -> dict:
     with torch.inference_mode():
         outputs = {name: model(x) for name, model in models.items()}  # warm-up
         for k in range(runs):
-            for name in names[k % 3 :] + names[: k % 3]:
+            for name in names[k % len(names) :] + names[: k % len(names)]:
                 start, cpu_start = time.perf_counter(), _cpu_seconds()
                 models[name](x)
                 times[name].append(time.perf_counter() - start)
                 cpu_times[name].append(_cpu_seconds() - cpu_start)
     median = {name: statistics.median(t) for name, t in times.items()}
     cpu = {name: statistics.median(t) for name, t in cpu_times.items()}
+    extra = {}
+    if before:
+        extra = {"before": before, "before/official": median["before"] / median["official"],
+                 "cpu before/official": cpu["before"] / cpu["official"],
+                 "max_abs_diff_before_official": float((outputs["before"] - outputs["official"]).abs().max())}
     return {"size": size, "commit": commit, "threads": torch.get_num_threads(), "runs": runs,
             **{f"{name}_median_s": median[name] for name in names},
             "new/old": median["new"] / median["old"], "new/official": median["new"] / median["official"],
@@ -173,7 +185,7 @@ def ab_child(size: int, commit: str, runs: int, threads: int) -> dict:
             **{f"{name}_cpu_s": cpu[name] for name in names}, "cpu new/official": cpu["new"] / cpu["official"],
             "max_abs_diff_new_old": float((outputs["new"] - outputs["old"]).abs().max()),
             "max_abs_diff_new_official": float((outputs["new"] - outputs["official"]).abs().max()),
-            **{f"{name}_times": " ".join(f"{t:.2f}" for t in times[name]) for name in names}}
+            **{f"{name}_times": " ".join(f"{t:.2f}" for t in times[name]) for name in names}, **extra}
 
 
 def _cpu_name() -> str:
@@ -249,17 +261,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-wait", type=float, default=300.0, help="seconds (default: 300)")
     parser.add_argument("--out", type=Path, default=OUT_CSV)
     parser.add_argument("--ab", metavar="COMMIT", help="time against the GPEN of COMMIT, alternating")
+    parser.add_argument("--before", metavar="COMMIT2", help="with --ab: also time COMMIT2's GPEN in the rotation")
     parser.add_argument("--thp", action="store_true",
                         help="run the children with THP_MEM_ALLOC_ENABLE=1: torch then asks for transparent huge "
                         "pages for large tensors, so a fresh tensor costs 512x fewer page faults (a deployment "
                         "setting, read once per process)")
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.ab and not args.child:
         return main_ab(args)
     if args.child and args.child[1] == "ab":
-        size, _, commit, runs, threads = args.child
-        print(json.dumps(ab_child(int(size), commit, int(runs), int(threads))))
+        size, _, commit, runs, threads, *before = args.child
+        print(json.dumps(ab_child(int(size), commit, int(runs), int(threads), *before)))
         return 0
     if args.child:
         size, variant, runs, batch, threads = args.child
@@ -294,7 +307,7 @@ def main_ab(args: argparse.Namespace) -> int:
     for size in args.sizes:
         load_before = os.getloadavg()[0]
         proc = subprocess.run([sys.executable, __file__, "--child", str(size), "ab", args.ab, str(args.runs),
-                               str(args.threads)], env=_child_env(args.thp),
+                               str(args.threads), *([args.before] if args.before else [])], env=_child_env(args.thp),
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"A/B child {size} failed:\n{proc.stderr}")
@@ -310,7 +323,13 @@ def main_ab(args: argparse.Namespace) -> int:
               f"  {r['load1_before']:>6.2f} / {r['load1_after']:<6.2f}")
         print(f"      cpu s (median, user+sys): new {r['new_cpu_s']:.2f} old {r['old_cpu_s']:.2f} official "
               f"{r['official_cpu_s']:.2f}, new/official {r['cpu new/official']:.3f}")
-        print(f"      runs (s): new {r['new_times']} | old {r['old_times']} | official {r['official_times']}")
+        if "before" in r:
+            print(f"      before ({r['before']}): {r['before_median_s']:.2f} s, "
+                  f"before/official {r['before/official']:.3f}, "
+                  f"cpu before/official {r['cpu before/official']:.3f}, "
+                  f"max|before-offic.| {r['max_abs_diff_before_official']:.2e}")
+        print(f"      runs (s): new {r['new_times']} | old {r['old_times']} | official {r['official_times']}"
+              + (f" | before {r['before_times']}" if "before" in r else ""))
     out = args.out.with_name("gpen_ab.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as f:

@@ -203,6 +203,16 @@ def test_in_place_activations_keep_autograd_working():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_autograd_path_computes_the_same_numbers(batch):
+    # With gradients the activations cannot be written with out=; that branch must agree.
+    model = _perturbed_tiny_model()
+    x = torch.rand(batch, 3, 16, 16, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    with_grad = model(x)
+    assert with_grad.requires_grad
+    torch.testing.assert_close(with_grad.detach(), _run(model, x), atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize(
     "bad", [{"isconcat": False}, {"size": 48}, {"size": 4096}, {"blur_kernel": [1, 2, 1]}, {"n_mlp": 0}]
 )

@@ -17,7 +17,10 @@ What differs from the official code is only how the same numbers are computed:
 - activations are kept ``channels_last`` from input to output (the layout oneDNN and cuDNN
   convolutions prefer; one NCHW tensor in the chain makes oneDNN convert, and concatenating
   tensors of mixed layouts is slow), and the feature gain, bias and leaky ReLU work in place on
-  fresh tensors: on CPU every new large tensor also costs page faults.
+  fresh tensors: on CPU every new large tensor also costs page faults;
+- a decoder block writes its conv output and the scaled encoder feature, bias and sqrt(2)
+  included, straight into their halves of the concatenation, then applies the leaky ReLU in
+  place: two passes over it instead of five (sqrt(2) * leaky_relu(v) = leaky_relu(sqrt(2) * v)).
 
 Pure PyTorch and device-agnostic; fp32 on CPU, and fp16 under CUDA autocast if the caller wants it.
 Weights are loaded outside the module by `load_gpen` (bare state dict or a ``g_ema`` training
@@ -76,12 +79,45 @@ def _fir_kernel(taps: Sequence[float], gain: float = 1.0) -> torch.Tensor:
     return k / k.sum() * gain
 
 
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    """Whether autograd records an op on ``tensors`` (it cannot record ``out=``)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def _leaky_relu_scaled(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """StyleGAN2's fused_leaky_relu: sqrt(2) * leaky_relu(x + bias, 0.2), bias along dim 1."""
-    # In place on x (always a fresh temporary here): on CPU, every new large tensor costs page
-    # faults on top of the arithmetic. sqrt(2) goes first, so autograd still works.
-    x = x.add_(bias.to(x.dtype).view(1, -1, *([1] * (x.dim() - 2)))).mul_(_SQRT2)
+    """StyleGAN2's fused_leaky_relu: sqrt(2) * leaky_relu(x + bias, 0.2), bias along dim 1.
+
+    Computed as leaky_relu(sqrt(2) * x + sqrt(2) * bias) (leaky ReLU is positively homogeneous):
+    one scale-and-shift pass, then the activation, both in place on x (always a fresh temporary
+    here: on CPU, every new large tensor costs page faults on top of the arithmetic).
+    """
+    shift = (bias * _SQRT2).to(x.dtype).view(1, -1, *([1] * (x.dim() - 2)))
+    if _needs_grad(x, bias):
+        x = torch.add(shift, x, alpha=_SQRT2)
+    else:
+        x = torch.add(shift, x, alpha=_SQRT2, out=x)
     return F.leaky_relu_(x, 0.2)
+
+
+def _concat_leaky_relu(x: torch.Tensor, feature: torch.Tensor, feature_gain: torch.Tensor,
+                       bias: torch.Tensor) -> torch.Tensor:
+    """sqrt(2) * leaky_relu(cat((x, feature_gain * feature), dim=1) + bias, 0.2), channels_last.
+
+    x, feature: N×C×H×W, feature_gain: 1 element, bias: 2C → N×2C×H×W. Each half is scaled and
+    shifted straight into its place in the new tensor (sqrt(2) goes in with them, as in
+    `_leaky_relu_scaled`), then the whole is activated in place: two passes over the output
+    instead of the five of concatenation, feature gain, bias, scale and activation.
+    """
+    c = x.shape[1]
+    shift = (bias * _SQRT2).to(x.dtype).view(1, -1, 1, 1)
+    gain = (feature_gain * _SQRT2).to(x.dtype)
+    if _needs_grad(x, feature, feature_gain, bias):
+        out = torch.cat((torch.add(shift[:, :c], x, alpha=_SQRT2), torch.addcmul(shift[:, c:], feature, gain)), dim=1)
+    else:
+        out = torch.empty((x.shape[0], 2 * c, *x.shape[2:]), dtype=x.dtype, device=x.device, memory_format=_CL)
+        torch.add(shift[:, :c], x, alpha=_SQRT2, out=out[:, :c])
+        torch.addcmul(shift[:, c:], feature, gain, out=out[:, c:])
+    return F.leaky_relu_(out, 0.2)
 
 
 def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -213,8 +249,9 @@ class EqualConv2d(nn.Module):
 class FusedLeakyReLU(nn.Module):
     """Per-channel bias, then leaky ReLU (slope 0.2) times sqrt(2); overwrites its input.
 
-    Every caller passes a fresh temporary (a conv output or a concatenation), so working in place
-    saves a large allocation per layer without changing any result.
+    Every caller passes a fresh temporary (a conv or linear output), so working in place saves a
+    large allocation per layer without changing any result. `StyledConv` uses only its bias (see
+    `_concat_leaky_relu`).
 
     Args:
         channels (int): number of channels (length of the bias).
@@ -307,16 +344,11 @@ class ModulatedConv2d(nn.Module):
 
 
 class FeatureInjection(nn.Module):
-    """Concatenate ``weight * feature`` to the activations along channels (N×C + N×C → N×2C)."""
+    """Learned gain of the encoder feature concatenated to the activations (applied in `StyledConv`)."""
 
     def __init__(self):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
-        out = torch.cat((x, feature), dim=1)
-        out[:, x.shape[1] :].mul_(self.weight.to(feature.dtype))  # in place: no feature-sized temporary
-        return out
 
 
 class StyledConv(nn.Module):
@@ -343,7 +375,8 @@ class StyledConv(nn.Module):
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
         # x: N×Cin×H×W (H' = 2H if upsampling), feature: N×Cout×H'×W' → N×2Cout×H'×W'
-        return self.activate(self.noise(self.conv(x, latent), feature))
+        # The concatenation, its bias and activation in two passes; the modules hold their parameters.
+        return _concat_leaky_relu(self.conv(x, latent), feature, self.noise.weight, self.activate.bias)
 
 
 class ToRGB(nn.Module):
