@@ -24,7 +24,10 @@ its load); peak memory: tracemalloc peak of a 4-megapixel run (numpy allocations
 are not traced) and the process's peak RSS.
 
     python bench/bench_repair.py            # prints the table, writes bench/out/bench_repair.csv
-    python bench/bench_repair.py --detector both --weights models/damage_unet.pt   # classical and learned
+    python bench/bench_repair.py --detector learned   # models/damage_unet.pt; bench/out/bench_repair_learned.csv
+    python bench/bench_repair.py --detector both --weights PATH   # both tables, bench/out/bench_repair_both.csv
+
+(Run classical and learned in separate processes for a fair peak RSS: it is the process's peak so far.)
 
 The learned detector (`--detector learned|both`) was trained on other photos plus the tune photos (see
 `photoarchive.damage_training`): for it the tune set is in-sample; held-out and clean are not.
@@ -278,11 +281,12 @@ def main() -> None:
             found += false_repair(cfg, detector)
             found += [memory_row(cfg, detector)]
         rows += [{"detector": kind, **r} for r in found]
-    if not args.quick:
+    if not args.quick and "classical" in detectors:  # enhance's rows: the same whatever the detector
         rows += tone_rows(enhance_cfg)
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "bench_repair.csv", "w", newline="") as fh:
+    name = "bench_repair.csv" if args.detector == "classical" else f"bench_repair_{args.detector}.csv"
+    with open(out_dir / name, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
