@@ -52,7 +52,7 @@ demo: setup
 	@echo "Review the queue: $(BIN)/python -m photoarchive.review  (then open http://127.0.0.1:8765/)"
 
 # weights of the learned damage detector (repair uses models/damage_unet.pt when it is there; never committed):
-# trained here, offline, from photos in installed packages; about 20 min on 2 CPU cores
+# trained here, offline, from photos in installed packages; about 10-60 min on 2 CPU cores (load)
 damage-model: setup
 	$(BIN)/python -m photoarchive.damage_training --out models/damage_unet.pt
 

@@ -13,7 +13,7 @@ weights (`models/damage_unet.pt`, a state dict) are never committed or downloade
     up0     8 × H
     head    2 × H × W      1×1 conv: logits of scratch, dust
 
-About 110k parameters, ~10k multiply-adds per pixel. `predict` runs it in overlapping tiles (bounded
+About 110k parameters, ~8.5k multiply-adds per pixel. `predict` runs it in overlapping tiles (bounded
 memory on a 100-MP scan) in float32 on the CPU, float16 on CUDA.
 """
 
