@@ -12,7 +12,7 @@ export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 # pip's global config here names local wheel folders; hide its noise about the missing ones
 PIP_QUIET := 2>&1 | { grep -v 'neither a file nor a directory' || true; }
 
-.PHONY: setup exiftool chromium demo test lint clean
+.PHONY: setup exiftool chromium demo test lint clean damage-model
 
 setup: $(VENV)/.installed exiftool chromium
 
@@ -50,6 +50,11 @@ demo: setup
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --printshellcmds
 	@echo "Done: see results/manifest.csv, results/report.html, results/processed/ and results/review/"
 	@echo "Review the queue: $(BIN)/python -m photoarchive.review  (then open http://127.0.0.1:8765/)"
+
+# weights of the learned damage detector (repair uses models/damage_unet.pt when it is there; never committed):
+# trained here, offline, from photos in installed packages; about 10-60 min on 2 CPU cores (load)
+damage-model: setup
+	$(BIN)/python -m photoarchive.damage_training --out models/damage_unet.pt
 
 lint: setup
 	$(BIN)/ruff check .

@@ -24,6 +24,13 @@ its load); peak memory: tracemalloc peak of a 4-megapixel run (numpy allocations
 are not traced) and the process's peak RSS.
 
     python bench/bench_repair.py            # prints the table, writes bench/out/bench_repair.csv
+    python bench/bench_repair.py --detector learned   # models/damage_unet.pt; bench/out/bench_repair_learned.csv
+    python bench/bench_repair.py --detector both --weights PATH   # both tables, bench/out/bench_repair_both.csv
+
+(Run classical and learned in separate processes for a fair peak RSS: it is the process's peak so far.)
+
+The learned detector (`--detector learned|both`) was trained on other photos plus the tune photos (see
+`photoarchive.damage_training`): for it the tune set is in-sample; held-out and clean are not.
     python bench/mem_repair.py              # peak RSS of the stage on a 12000 x 9000 scan (own process)
 """
 
@@ -48,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from photoarchive.enhance import enhance  # noqa: E402
 from photoarchive.qa import rgb_to_lab  # noqa: E402
-from photoarchive.repair import DAMAGE_TYPES, damage_mask, repair  # noqa: E402
+from photoarchive.repair import DAMAGE_TYPES, LearnedDetector, repair  # noqa: E402
 from photoarchive.synthetic import add_damage, toned_print  # noqa: E402
 
 TUNE = ("camera", "astronaut", "coffee", "chelsea")
@@ -139,11 +146,10 @@ def _ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return full
 
 
-def damaged_case(name: str, seed: int, cfg: dict, creases: int) -> dict:
+def damaged_case(name: str, seed: int, cfg: dict, creases: int, detector: LearnedDetector | None) -> dict:
     clean, damaged, truth = add_damage(photo(name), seed, creases=creases)
-    found = damage_mask(damaged, cfg)
     started, cpu = time.perf_counter(), time.process_time()
-    repaired, _, _ = repair(damaged, cfg)
+    repaired, found, _ = repair(damaged, cfg, detector=detector)  # found: damage_mask's masks
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     any_true = np.zeros(clean.shape[:2], bool)
     any_found = np.zeros_like(any_true)
@@ -194,11 +200,11 @@ def summarise(label: str, cases: list[dict]) -> list[dict]:
     return rows
 
 
-def false_repair(cfg: dict) -> list[dict]:
+def false_repair(cfg: dict, detector: LearnedDetector | None) -> list[dict]:
     rows = []
     for name in CLEAN + DRAWN:
         img = drawn(name) if name in DRAWN else photo(name)
-        repaired, _, record = repair(img, cfg)
+        repaired, _, record = repair(img, cfg, detector=detector)
         changed = np.any(np.abs(repaired - img) > 1 / 255, axis=2)
         rows.append({"set": "clean", "type": f"false repair: {name}", "images": 1,
                      "changed_share": float(changed.mean()), "detail": record["shares_text"]})
@@ -224,12 +230,12 @@ def tone_rows(enhance_cfg: dict) -> list[dict]:
     return rows
 
 
-def memory_row(cfg: dict) -> dict:
+def memory_row(cfg: dict, detector: LearnedDetector | None) -> dict:
     big = cv2.resize(photo("astronaut"), (2048, 2048), interpolation=cv2.INTER_CUBIC)
     _, damaged, _ = add_damage(big, 5, scratches=12, dust=120)
     tracemalloc.start()
     started, cpu = time.perf_counter(), time.process_time()
-    repair(damaged, cfg)
+    repair(damaged, cfg, detector=detector)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -239,7 +245,7 @@ def memory_row(cfg: dict) -> dict:
             "peak_traced_mb": peak / 2**20, "peak_rss_mb": rss}
 
 
-COLUMNS = ("set", "type", "images", "true_px", "recall", "precision_all_types", "psnr_region_before",
+COLUMNS = ("detector", "set", "type", "images", "true_px", "recall", "precision_all_types", "psnr_region_before",
            "psnr_region_after", "ssim_region_before", "ssim_region_after", "s_per_mp", "cpu_s_per_mp",
            "changed_share", "detail",
            "dab_keep", "de76_keep", "preset_keep", "dab_neutral", "de76_neutral", "preset_neutral",
@@ -250,20 +256,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--creases", type=int, default=0, help="creases per damaged photo (default 0)")
     parser.add_argument("--quick", action="store_true", help="damage sets only (no clean, tone, memory)")
+    parser.add_argument("--detector", choices=("classical", "learned", "both"), default="classical")
+    parser.add_argument("--weights", type=Path, default=ROOT / "models" / "damage_unet.pt",
+                        help="the learned detector's state dict (default models/damage_unet.pt)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads of the learned detector")
     args = parser.parse_args()
     cfg, enhance_cfg = schema_defaults("repair"), schema_defaults("enhance")
     if args.creases:
         cfg["crease"] = {**cfg["crease"], "enabled": True}
+    detectors: dict[str, LearnedDetector | None] = {}
+    if args.detector in ("classical", "both"):
+        detectors["classical"] = None
+    if args.detector in ("learned", "both"):
+        import torch
+
+        torch.set_num_threads(args.threads)
+        detectors["learned"] = LearnedDetector.load(args.weights)
     rows = []
-    for label, names, seeds in (("tune", TUNE, TUNE_SEEDS), ("held-out", HELD_OUT, HELD_OUT_SEEDS)):
-        rows += summarise(label, [damaged_case(n, s, cfg, args.creases) for n in names for s in seeds])
-    if not args.quick:
-        rows += false_repair(cfg)
+    for kind, detector in detectors.items():
+        found = []
+        for label, names, seeds in (("tune", TUNE, TUNE_SEEDS), ("held-out", HELD_OUT, HELD_OUT_SEEDS)):
+            found += summarise(label, [damaged_case(n, s, cfg, args.creases, detector) for n in names for s in seeds])
+        if not args.quick:
+            found += false_repair(cfg, detector)
+            found += [memory_row(cfg, detector)]
+        rows += [{"detector": kind, **r} for r in found]
+    if not args.quick and "classical" in detectors:  # enhance's rows: the same whatever the detector
         rows += tone_rows(enhance_cfg)
-        rows += [memory_row(cfg)]
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "bench_repair.csv", "w", newline="") as fh:
+    name = "bench_repair.csv" if args.detector == "classical" else f"bench_repair_{args.detector}.csv"
+    with open(out_dir / name, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

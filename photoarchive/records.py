@@ -28,6 +28,9 @@ class FacesRecord(TypedDict):
 
 class RepairRecord(TypedDict):
     enabled: bool
+    detector: NotRequired[str]  # learned | classical (absent when repair is off)
+    model_file: NotRequired[str]  # the learned detector's weights
+    model_sha256: NotRequired[str]
     shares: dict[str, float]  # repaired share of pixels per damage type
     shares_text: str
     filled_share: NotRequired[float]  # absent when repair is off

@@ -32,6 +32,11 @@ the scan's own grain:
 Creases (long, wider folds) are found the same way on a half-size copy, kept only when they are long
 (`crease.min_length` of the short side).
 
+Learned detector: with a `LearnedDetector` (the small U-Net of `photoarchive.models.damage_unet`, its
+weights made here by `python -m photoarchive.damage_training`), scratches and dust are its probabilities
+above a threshold set by `sensitivity` (0.5 at 50; higher inside face boxes, by `face_factor`); creases
+are still found as above. Without weights the classical detector runs, and the record says which ran.
+
 Fill: Telea inpainting (OpenCV) of a low-pass copy fills the damage with the surrounding tones; grain
 (the high-pass layer) is copied from nearby undamaged pixels at a fixed offset, so the fill has the
 grain of its surroundings rather than a smooth patch. Inside face boxes thresholds are higher (only
@@ -45,12 +50,19 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from photoarchive.qa import check_image, require_keys
+
+if TYPE_CHECKING:
+    import torch
+
+    from photoarchive.models.damage_unet import DamageUNet
 
 log = logging.getLogger(__name__)
 
@@ -540,12 +552,98 @@ def grain_floor(gray: np.ndarray) -> float:
     return 0.5 / 255.0
 
 
+# ---------------------------------------------------------------------------------------------------
+# Learned detector
+# ---------------------------------------------------------------------------------------------------
+
+# The learned detector's weights file in models_dir (made by `python -m photoarchive.damage_training`).
+DETECTOR_FILE = "damage_unet.pt"
+# Learned marks smaller than this (px) are left alone (a lone pixel over threshold is grain).
+_MIN_LEARNED_AREA = 3
+
+
+@dataclass
+class LearnedDetector:
+    """The damage U-Net, loaded once (per batch), and the file it came from."""
+
+    model: DamageUNet
+    path: Path
+    sha256: str
+    device: torch.device
+
+    @classmethod
+    def load(cls, path: Path, device: str = "auto") -> LearnedDetector:
+        """Load the state dict at `path` (weights_only); ValueError naming the file when it is not one."""
+        from photoarchive.ingest import file_sha256
+        from photoarchive.models.damage_unet import load_model, pick_device
+
+        path = Path(path)
+        where = pick_device(device)
+        return cls(load_model(path, where), path, file_sha256(path), where)
+
+    def info(self) -> dict[str, str]:
+        return {"detector": "learned", "model_file": self.path.name, "model_sha256": self.sha256}
+
+    def probabilities(self, gray: np.ndarray) -> dict[str, np.ndarray]:
+        """{scratch, dust: H×W float32 probability} of an H×W luminance image in [0, 1]."""
+        from photoarchive.models.damage_unet import CLASSES, predict
+
+        prob = predict(self.model, gray, self.device)
+        return dict(zip(CLASSES, prob, strict=True))
+
+
+def load_detector(models_dir: Path, threads: int = 1) -> LearnedDetector | None:
+    """The learned detector from `models_dir`/DETECTOR_FILE, or None (the classical detector runs) when the
+    file is not there or torch is not installed (said in the log). A file that is there but broken raises.
+    Torch is held to `threads` CPU threads (the job's)."""
+    path = Path(models_dir) / DETECTOR_FILE
+    if not path.exists():
+        log.info("repair: no %s: the classical detector runs (make it: python -m photoarchive.damage_training "
+                 "--out %s)", path, path)
+        return None
+    try:
+        import torch
+    except ImportError:
+        log.warning("repair: %s is there but torch is not installed: the classical detector runs", path)
+        return None
+    torch.set_num_threads(max(1, int(threads)))
+    detector = LearnedDetector.load(path)
+    log.info("repair: learned detector %s (sha256 %s) on %s", path, detector.sha256[:12], detector.device)
+    return detector
+
+
+def learned_threshold(sensitivity: float) -> float:
+    """Probability above which a pixel is damage: 0.5 at sensitivity 50, 0.9 at 0, 0.1 at 100."""
+    return 0.5 - 0.8 * (float(sensitivity) - 50.0) / 100.0
+
+
+def _learned_masks(gray: np.ndarray, cfg: dict, faces: np.ndarray | None, detector: LearnedDetector,
+                   ) -> dict[str, np.ndarray]:
+    """{scratch, dust: bool mask} from the net: probability above `learned_threshold`; inside faces above
+    1 - (1 - threshold) / face_factor (only clear damage). Marks under `_MIN_LEARNED_AREA` px are dropped."""
+    threshold = learned_threshold(cfg["sensitivity"])
+    limit = np.float32(threshold)
+    if faces is not None:
+        limit = np.where(faces, np.float32(1 - (1 - threshold) / float(cfg["face_factor"])), limit)
+    out = {}
+    for name, prob in detector.probabilities(gray).items():
+        mask = (prob > limit).astype(np.uint8)
+        if name not in cfg["types"]:
+            mask[:] = 0
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        keep = stats[:, cv2.CC_STAT_AREA] >= _MIN_LEARNED_AREA
+        keep[0] = False
+        out[name] = keep[labels]
+    return out
+
+
 def damage_mask(image: np.ndarray, cfg: dict, faces: Sequence[Sequence[float]] | None = None,
-                ) -> dict[str, np.ndarray]:
+                detector: LearnedDetector | None = None) -> dict[str, np.ndarray]:
     """{damage type: H×W bool mask} for `DAMAGE_TYPES`, with config["repair"] `cfg`.
 
     `faces`: optional face boxes (x0, y0, x1, y1); inside them only clear damage is marked. A pixel
-    belongs to at most one type (crease, then scratch, then dust).
+    belongs to at most one type (crease, then scratch, then dust). `detector`: scratches and dust come
+    from the learned detector instead of the classical one (creases stay classical).
     """
     require_keys(cfg, REPAIR_KEYS, "repair")
     image = check_image(image)
@@ -554,14 +652,17 @@ def damage_mask(image: np.ndarray, cfg: dict, faces: Sequence[Sequence[float]] |
     floor = grain_floor(gray)
     faces_full = _face_mask((h, w), faces)
     masks = {t: np.zeros((h, w), bool) for t in DAMAGE_TYPES}
-    step = max(int(cfg["strip_rows"]), 2 * _STRIP_MARGIN)
-    for top in range(0, h, step):
-        bottom = min(h, top + step)
-        lo, hi = max(0, top - _STRIP_MARGIN), min(h, bottom + _STRIP_MARGIN)
-        face_strip = faces_full[lo:hi] if faces_full is not None else None
-        found = _classify(gray[lo:hi], cfg, floor, face_strip)
-        for name, mask in found.items():
-            masks[name][top:bottom] = mask[top - lo:bottom - lo]
+    if detector is not None:
+        masks.update(_learned_masks(gray, cfg, faces_full, detector))
+    else:
+        step = max(int(cfg["strip_rows"]), 2 * _STRIP_MARGIN)
+        for top in range(0, h, step):
+            bottom = min(h, top + step)
+            lo, hi = max(0, top - _STRIP_MARGIN), min(h, bottom + _STRIP_MARGIN)
+            face_strip = faces_full[lo:hi] if faces_full is not None else None
+            found = _classify(gray[lo:hi], cfg, floor, face_strip)
+            for name, mask in found.items():
+                masks[name][top:bottom] = mask[top - lo:bottom - lo]
     crease_cfg = cfg["crease"]
     if "crease" in cfg["types"] and crease_cfg["enabled"]:
         masks["crease"] = _creases(gray, cfg, floor, faces_full)
@@ -671,24 +772,27 @@ def shares_text(shares: dict[str, float]) -> str:
 
 
 def repair(image: np.ndarray, cfg: dict, faces: Sequence[Sequence[float]] | None = None,
-           ) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+           detector: LearnedDetector | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
     """Detect and fill damage with config["repair"] `cfg`; return (image, masks, record).
 
-    record: enabled, shares (repaired share of pixels per damage type, before the fill's dilation),
-    shares_text, parameters (the settings used) and seconds. With `enabled` false the image is
-    returned unchanged (a copy) and every share is 0.
+    record: enabled, detector (learned: also model_file and model_sha256; classical), shares (repaired
+    share of pixels per damage type, before the fill's dilation), shares_text, parameters (the settings
+    used, with the detector) and seconds. With `enabled` false the image is returned unchanged (a copy)
+    and every share is 0. `detector`: the learned detector (see `load_detector`); None: classical.
     """
     started = time.perf_counter()
     require_keys(cfg, REPAIR_KEYS, "repair")
     image = check_image(image)
     h, w = image.shape[:2]
+    used = detector.info() if detector is not None else {"detector": "classical"}
     parameters = {k: cfg[k] for k in ("enabled", "types", "sensitivity", "max_width", "min_length")}
+    parameters.update(used)
     if not cfg["enabled"]:
         masks = {t: np.zeros((h, w), bool) for t in DAMAGE_TYPES}
         record = {"enabled": False, "shares": {t: 0.0 for t in DAMAGE_TYPES}, "shares_text": "off",
                   "parameters": parameters}
         return image.copy(), masks, record
-    masks = damage_mask(image, cfg, faces)
+    masks = damage_mask(image, cfg, faces, detector)
     union = np.zeros((h, w), bool)
     for mask in masks.values():
         union |= mask
@@ -699,8 +803,8 @@ def repair(image: np.ndarray, cfg: dict, faces: Sequence[Sequence[float]] | None
     out = fill(image, union)
     shares = {t: round(float(masks[t].mean()), 6) for t in DAMAGE_TYPES}
     seconds = time.perf_counter() - started
-    log.info("repair: %s in %.2f s", shares_text(shares), seconds)
-    record = {"enabled": True, "shares": shares, "shares_text": shares_text(shares),
+    log.info("repair (%s detector): %s in %.2f s", used["detector"], shares_text(shares), seconds)
+    record = {"enabled": True, **used, "shares": shares, "shares_text": shares_text(shares),
               "filled_share": round(float(union.mean()), 6), "parameters": parameters,
               "faces": len(faces or [])}
     return out, masks, record
