@@ -10,6 +10,7 @@ from snakemake.io import contains_wildcard
 from snakemake.utils import validate
 
 from photoarchive.decisions import DecisionError, effective_status, overrides_row, read_decisions
+from photoarchive.faces import detector_model_files
 from photoarchive.ingest import (
     archive_id,
     discover_sources,
@@ -19,8 +20,11 @@ from photoarchive.ingest import (
     write_inventory,
 )
 from photoarchive.manifest import write_manifest
+from photoarchive.matting import matting_model_files
 from photoarchive.metadata import METADATA_COLUMNS, read_metadata_csv
 from photoarchive.publish import published_names
+from photoarchive.repair import DETECTOR_FILE as DAMAGE_DETECTOR_FILE
+from photoarchive.restore import restore_model_files
 from photoarchive.resources import memory_mb, runtime_minutes
 from photoarchive.stages import STAGES, retry_marker
 
@@ -148,6 +152,20 @@ def retry(stage):
     or misses a file (the next run then retries just those; photoarchive.stages.retry_marker)."""
     return lambda wildcards: retry_marker(
         STAGES[stage].table_path(Path("results"), wildcards.get("batch") or wildcards.chunk), Path("results"))
+
+
+@functools.cache
+def model_files(stage):
+    """The weights files in models_dir that a stage's jobs would load, those present: an input of its rule,
+    so that weights placed in models/ (or replaced) re-run the stage; each photo's key holds their SHA-256,
+    so the photos are redone. The packaged models change only with the installation."""
+    found = {
+        "faces": lambda: detector_model_files(config["faces"], MODELS_DIR),
+        "repair": lambda: [MODELS_DIR / DAMAGE_DETECTOR_FILE],
+        "matting": lambda: matting_model_files(config["matting"], MODELS_DIR),
+        "restore": lambda: restore_model_files(config["restore"], MODELS_DIR),
+    }[stage]()
+    return [str(path) for path in found if path.is_file()]
 
 
 def stage_log(stage):

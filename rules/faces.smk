@@ -8,6 +8,7 @@ rule detect_faces:
         batches=ancient("results/dedup/dedup.tsv"),
         stamped=stage_table("stamp"),
         retry=retry("faces"),  # a batch with a failed photo or a deleted file runs again
+        models=model_files("faces"),  # weights it loads from models_dir, when there
     output:
         table=stage_table("faces"),
     log:

@@ -9,6 +9,7 @@ rule matte:
         enhanced=stage_table("enhance"),
         faces=stage_table("faces"),
         retry=retry("matting"),  # a batch with a failed photo or a deleted file runs again
+        models=model_files("matting"),  # weights it loads from models_dir, when there
     output:
         table=stage_table("matting"),
     log:

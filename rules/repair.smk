@@ -9,6 +9,7 @@ rule repair:
         stamped=stage_table("stamp"),
         faces=stage_table("faces"),
         retry=retry("repair"),  # a batch with a failed photo or a deleted file runs again
+        models=model_files("repair"),  # weights it loads from models_dir, when there
     output:
         table=stage_table("repair"),
     log:

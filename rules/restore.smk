@@ -11,6 +11,7 @@ rule restore_faces:
         faces=stage_table("faces"),
         mattes=stage_table("matting"),
         retry=retry("restore"),  # a batch with a failed photo or a deleted file runs again
+        models=model_files("restore"),  # weights it loads from models_dir, when there
     output:
         table=stage_table("restore"),
     log:

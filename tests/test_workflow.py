@@ -180,6 +180,21 @@ def test_scheduling_knobs_redo_no_photo(demo_run, tmp_path):
     assert {f: t for f, t in record_times(results).items() if f in before} == before
 
 
+def test_weights_placed_in_models_re_run_the_stages_that_load_them(demo_run, tmp_path):
+    """Model files are inputs of the rules that load them: GPEN weights and the learned damage detector placed
+    in models/ after a run plan restore and repair again (their SHA-256 in each photo's key redoes the photos)."""
+    work = tmp_path / "work"
+    shutil.copytree(demo_run["work"], work, symlinks=True)
+    assert planned_jobs(work, config=demo_run["config"]) == {}
+    (work / "models").mkdir(exist_ok=True)
+    (work / "models" / "GPEN-BFR-512.pth").write_bytes(b"weights placed after the run")
+    (work / "models" / "damage_unet.pt").write_bytes(b"weights placed after the run")
+    plan = planned_jobs(work, config=demo_run["config"])
+    batches = len(tables(work / "results", "restore"))
+    assert plan.get("restore_faces") == batches and plan.get("repair") == batches, plan
+    assert "detect_faces" not in plan and "stamp" not in plan, plan
+
+
 def test_second_run_after_a_retune_of_one_photo_redoes_that_photo_alone(demo_run, tmp_path):
     """A per-photo control (here the catalogue's enhance preset) changes that photo's key only."""
     work = tmp_path / "work"
