@@ -313,6 +313,12 @@ class Retuner:
         from photoarchive.restore import build_restorer
         return build_restorer(self.data.config["restore"], Path(self.data.config["models_dir"]))
 
+    @cached_property
+    def damage_detector(self):
+        """The learned damage detector when models_dir has its weights (as the repair stage uses), else None."""
+        from photoarchive.repair import load_detector
+        return load_detector(Path(self.data.config["models_dir"]))
+
     def run(self, photo: str, overrides: dict[str, Any]) -> dict:
         from photoarchive import enhance as enh
         from photoarchive import qa
@@ -339,7 +345,7 @@ class Retuner:
             masks = None
             if repair_cfg["enabled"]:
                 boxes = [f["box"] for f in faces] if repair_cfg["protect_faces"] else None
-                pixels, masks, _ = rep.repair(pixels, repair_cfg, boxes)
+                pixels, masks, _ = rep.repair(pixels, repair_cfg, boxes, self.damage_detector)
             enhanced, enhance_record = enh.enhance(pixels, {**config["enhance"], **enh.catalogue_overrides(cells)})
             matte_path = file_path(results, "matting", photo, 0)
             matte = load_working(matte_path)[0] if matte_path.is_file() else None
