@@ -407,13 +407,16 @@ def test_bomb_is_refused_before_decoding(tmp_path):
     assert record.status == "failed" and "60000×60000" in record.reason and "ingest.max_pixels" in record.reason
 
 
+# Peak memory of this process alone: VmHWM of its own address space. (ru_maxrss would not do: Linux carries
+# the parent's high-water mark across exec, so a child of a 2 GB pytest process reports at least 2 GB.)
 _MEASURE = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
 from photoarchive.ingest import Source, inspect_file
 r = inspect_file(Source("big-00000000", "big.jpg"), Path(sys.argv[1]), 200_000_000, 2048)
+hwm_kb = int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0])
 print(json.dumps({"status": r.status, "width": r.width, "height": r.height, "reason": r.reason,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": hwm_kb / 1024}))
 """
 
 
