@@ -1,6 +1,6 @@
 """Train the damage U-Net (`photoarchive.models.damage_unet`) here, offline and reproducibly.
 
-    python -m photoarchive.damage_training --out models/damage_unet.pt [--steps 1500] [--seed 0]
+    python -m photoarchive.damage_training --out models/damage_unet.pt [--steps 3000] [--seed 0]
 
 Data: random crops of real photographs shipped with installed packages (scikit-image, matplotlib),
 never the repair benchmark's held-out photos (rocket, motorcycle_left and its twin motorcycle_right,
@@ -8,8 +8,11 @@ coins, moon) nor its clean set (text, page, brick, grass, gravel, hubble_deep_fi
 tune photos (camera, astronaut, coffee, chelsea) are among the training photos (with other damage),
 so the tune set is in-sample for the learned detector; the held-out set is not.
 
-Each crop is scaled, faded or given more contrast, softened; then, on half of them, line-like picture
-content that is NOT damage is drawn (text, grids and parallel stripes, sagging wires, star fields);
+A third of the crops are not of a photo but of a drawn texture that is NOT damage (Voronoi cells,
+bricks, grass blades, hill-shaded relief of matplotlib's real elevation models, 1/f noise stretched
+into wood grain). Each crop is scaled, faded or given more contrast, softened; then, on a third of
+them, line-like picture content that is NOT damage is drawn (text, ruled or not, grids and parallel
+stripes, sagging wires, star fields, outlined round shapes);
 then `photoarchive.synthetic.add_damage` adds grain, scratches and dust with their masks (the same
 generator as the benchmark, drawn with other seeds and counts). The net learns [scratch, dust] per
 pixel (binary cross-entropy, positives weighted).
@@ -49,14 +52,15 @@ EXCLUDED = ("rocket", "motorcycle_left", "motorcycle_right", "coins", "moon", "t
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 1500
+    steps: int = 3000
     batch: int = 12
     crop: int = 128
     lr: float = 3e-3
     seed: int = 0
     threads: int = 2
     pos_weight: float = 4.0  # scratch and dust pixels are a few % of a crop
-    content_share: float = 0.5  # crops with drawn line-like content (negatives)
+    content_share: float = 0.35  # crops with drawn line-like content (negatives)
+    texture_share: float = 0.35  # crops of a drawn texture instead of a photo (negatives)
 
 
 def training_photos() -> list[np.ndarray]:
@@ -93,10 +97,13 @@ def _text(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     layer = np.zeros((h, w), np.float32)
     scale = rng.uniform(0.3, 1.0)
     line = max(8, int(30 * scale))
+    ruled = rng.random() < 0.3
     for y in range(int(rng.integers(line, 2 * line)), h, line):
         words = "".join(rng.choice(list(string.ascii_letters + "  .,")) for _ in range(40))
         cv2.putText(layer, words, (int(rng.integers(-20, 10)), y), int(rng.integers(0, 8)), scale, 1.0,
                     int(rng.integers(1, 3)), cv2.LINE_AA)
+        if ruled:  # a ledger or a notebook: a thin rule under each line of writing
+            layer[min(h - 1, y + 3), :] = np.maximum(layer[min(h - 1, y + 3), :], rng.uniform(0.4, 1.0))
     return layer
 
 
@@ -143,7 +150,19 @@ def _stars(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return layer
 
 
-_CONTENT = (_text, _stripes, _wires, _stars)
+def _rims(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Outlined round shapes filled with a mid tone (plates, coins, eyes, buttons, wheels)."""
+    layer = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(1, 6))):
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        axes = (int(rng.integers(6, w // 2)), int(rng.integers(6, h // 2)))
+        angle = float(rng.uniform(0, 180))
+        cv2.ellipse(layer, centre, axes, angle, 0, 360, float(rng.uniform(0.4, 0.7)), -1, cv2.LINE_AA)
+        cv2.ellipse(layer, centre, axes, angle, 0, 360, 1.0, int(rng.integers(1, 3)), cv2.LINE_AA)
+    return layer
+
+
+_CONTENT = (_text, _stripes, _wires, _stars, _rims)
 
 
 def draw_content(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
@@ -159,13 +178,118 @@ def draw_content(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Textures that are not damage (a crop of one of them replaces the photo)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _cells(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Voronoi cells of varied tone with dark or bright borders (cobbles, crazed paint, leaves)."""
+    n = int(rng.integers(8, 60))
+    seeds = rng.uniform(0, 1, (n, 2)) * (w, h)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dist = np.sqrt((xx[..., None] - seeds[:, 0]) ** 2 + (yy[..., None] - seeds[:, 1]) ** 2)  # H × W × n
+    nearest = np.sort(dist, axis=-1)
+    border = np.clip(1 - (nearest[..., 1] - nearest[..., 0]) / rng.uniform(1.0, 3.0), 0, 1)
+    tone = rng.uniform(0.2, 0.9, n).astype(np.float32)[np.argmin(dist, axis=-1)]
+    edge = rng.uniform(0.0, 0.3) if rng.random() < 0.7 else rng.uniform(0.8, 1.0)
+    return tone * (1 - border) + edge * border
+
+
+def _bricks(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Courses of bricks (or tiles, planks) of jittered tone between mortar lines."""
+    row = rng.uniform(6, 24)
+    length = row * rng.uniform(1.5, 4.0)
+    mortar = rng.uniform(0.8, 2.5)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    course = np.floor(yy / row)
+    shifted = xx + (course % 2) * length / 2
+    brick = np.floor(shifted / length) + 1000 * course
+    tones = np.random.default_rng(int(rng.integers(0, 2**31))).uniform(0.35, 0.75, 4096).astype(np.float32)
+    img = tones[(brick.astype(np.int64) * 7919) % 4096]
+    joint = (np.mod(yy, row) < mortar) | (np.mod(shifted, length) < mortar)
+    img = np.where(joint, rng.uniform(0.1, 0.95), img)
+    img = img + rng.normal(0, rng.uniform(0.01, 0.05), (h, w))
+    return cv2.warpAffine(img.astype(np.float32), cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-30, 30)),
+                          1.0), (w, h), borderMode=cv2.BORDER_REFLECT)
+
+
+def _grass(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Many short curved blades, bright and dark, leaning one way (grass, straw, fur)."""
+    img = np.full((h * 2, w * 2), rng.uniform(0.3, 0.6), np.float32)
+    lean = rng.uniform(-0.6, 0.6)
+    for _ in range(int(rng.integers(150, 500))):
+        x, y = rng.uniform(0, 2 * w), rng.uniform(0, 2 * h)
+        length, bend, a = rng.uniform(8, 40), rng.uniform(-0.5, 0.5), lean + rng.normal(0, 0.25)
+        t = np.linspace(0, 1, 8)
+        xs = x + length * (np.sin(a) * t + bend * t**2)
+        ys = y - length * np.cos(a) * t
+        cv2.polylines(img, [np.round(np.stack([xs, ys], 1)).astype(np.int32)], False,
+                      float(rng.uniform(0.05, 0.95)), int(rng.integers(1, 4)), cv2.LINE_AA)
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _terrain(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Hill-shaded relief of a real elevation model from matplotlib's sample data (ridges, gullies)."""
+    dem = _elevations()[int(rng.integers(0, 2))]
+    side = int(rng.integers(min(48, *dem.shape), min(dem.shape) + 1))
+    y, x = int(rng.integers(0, dem.shape[0] - side + 1)), int(rng.integers(0, dem.shape[1] - side + 1))
+    patch = cv2.resize(dem[y:y + side, x:x + side], (w, h), interpolation=cv2.INTER_CUBIC)
+    gy, gx = np.gradient(patch * rng.uniform(2, 20) / max(float(np.ptp(patch)), 1e-6) * w / 100)
+    sun = rng.uniform(0, 2 * np.pi)
+    shade = (1 - gx * np.cos(sun) - gy * np.sin(sun)) / np.sqrt(1 + gx**2 + gy**2)
+    return np.clip(0.5 + 0.35 * shade, 0, 1).astype(np.float32)
+
+
+def _elevations() -> list[np.ndarray]:
+    from matplotlib import cbook
+
+    if not _DEMS:
+        with np.load(cbook.get_sample_data("jacksboro_fault_dem.npz", asfileobj=False)) as dem:
+            _DEMS.append(dem["elevation"].astype(np.float32))
+        with np.load(cbook.get_sample_data("topobathy.npz", asfileobj=False)) as dem:
+            _DEMS.append(dem["topo"].astype(np.float32))
+    return _DEMS
+
+
+_DEMS: list[np.ndarray] = []
+
+
+def _fractal(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """1/f^β noise, sometimes stretched one way (clouds, bark, wood grain, marble)."""
+    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :]
+    stretch = rng.uniform(1, 8) if rng.random() < 0.5 else 1.0
+    f = np.sqrt((fy * stretch) ** 2 + fx**2)
+    f[0, 0] = 1.0
+    spectrum = f ** -rng.uniform(0.9, 1.9) * np.exp(2j * np.pi * rng.random((h, w)))
+    field = np.fft.ifft2(spectrum).real
+    field = (field - field.mean()) / (field.std() + 1e-9)
+    img = 0.5 + rng.uniform(0.08, 0.2) * field
+    if stretch > 1 and rng.random() < 0.5:  # rotate the grain
+        img = cv2.warpAffine(img.astype(np.float32), cv2.getRotationMatrix2D((w / 2, h / 2),
+                             float(rng.uniform(0, 180)), 1.0), (w, h), borderMode=cv2.BORDER_REFLECT)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+_TEXTURES = (_cells, _bricks, _grass, _terrain, _fractal)
+
+
+def draw_texture(rng: np.random.Generator, side: int) -> np.ndarray:
+    """A side × side gray texture of one random kind, in [0, 1]."""
+    kind = _TEXTURES[int(rng.integers(0, len(_TEXTURES)))]
+    return np.clip(kind(rng, side, side), 0, 1).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------
 # Batches
 # ---------------------------------------------------------------------------------------------------
 
 
 def sample(rng: np.random.Generator, photos: list[np.ndarray], cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """(image 1 × crop × crop, target 2 × crop × crop) of one random training crop."""
-    src = photos[int(rng.integers(0, len(photos)))]
+    if rng.random() < cfg.texture_share:
+        src = draw_texture(rng, cfg.crop * 2)
+    else:
+        src = photos[int(rng.integers(0, len(photos)))]
     scale = float(np.exp(rng.uniform(np.log(0.5), np.log(1.6))))
     side = min(int(np.ceil(cfg.crop / scale)) + 2, *src.shape)
     y, x = int(rng.integers(0, src.shape[0] - side + 1)), int(rng.integers(0, src.shape[1] - side + 1))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from photoarchive import repair as R
-from photoarchive.damage_training import TrainConfig, train
+from photoarchive.damage_training import _CONTENT, _TEXTURES, TrainConfig, draw_texture, train
 from photoarchive.models.damage_unet import CLASSES, DamageUNet, load_model, parameter_count, predict
 from tests.test_repair import CFG, scene
 
@@ -68,6 +68,22 @@ def test_corrupt_or_foreign_file_is_a_clear_error(tmp_path, weights):
     torch.save([1, 2, 3], not_a_dict)
     with pytest.raises(ValueError, match="expected a state dict"):
         load_model(not_a_dict)
+
+
+@pytest.mark.parametrize("kind", _TEXTURES + _CONTENT, ids=lambda kind: kind.__name__.strip("_"))
+def test_negatives_are_seeded_pictures(kind):
+    """Each texture and content kind the net learns is not damage: the same picture for the same seed,
+    of the asked size, in [0, 1], not blank, and another picture for another seed."""
+    first, again = (np.clip(kind(np.random.default_rng(5), 48, 64), 0, 1) for _ in range(2))
+    other = np.clip(kind(np.random.default_rng(6), 48, 64), 0, 1)
+    assert first.shape == (48, 64) and np.array_equal(first, again) and not np.array_equal(first, other)
+    assert first.std() > 0.01
+
+
+def test_textures_fill_a_square_crop():
+    texture = draw_texture(np.random.default_rng(0), 40)
+    assert texture.shape == (40, 40) and texture.dtype == np.float32
+    assert texture.min() >= 0 and texture.max() <= 1
 
 
 def _train(seed: int) -> dict[str, torch.Tensor]:
