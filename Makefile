@@ -46,15 +46,19 @@ chromium:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; } \
 	  || echo "chromium not installed: tests/test_review_browser.py will be skipped"
 
-demo: setup
+demo: setup models/damage_unet.pt
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --printshellcmds
 	@echo "Done: see results/manifest.csv, results/report.html, results/processed/ and results/review/"
 	@echo "Review the queue: $(BIN)/python -m photoarchive.review  (then open http://127.0.0.1:8765/)"
 
-# weights of the learned damage detector (repair uses models/damage_unet.pt when it is there; never committed):
-# trained here, offline, from photos in installed packages; about 10-60 min on 2 CPU cores (load)
-damage-model: setup
-	$(BIN)/python -m photoarchive.damage_training --out models/damage_unet.pt
+# weights of the learned damage detector (repair uses models/damage_unet.pt; without it the classical
+# fallback runs and says so): trained here, offline, from photos inside installed packages, about 20 min
+# on 2 CPU cores, once (delete the file to train again); never committed
+damage-model: models/damage_unet.pt
+
+models/damage_unet.pt: | $(VENV)/.installed
+	@echo "Training the damage detector once (about 20 min on 2 CPU cores): $@"
+	$(BIN)/python -m photoarchive.damage_training --out $@
 
 lint: setup
 	$(BIN)/ruff check .

@@ -260,8 +260,11 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=ROOT / "models" / "damage_unet.pt",
                         help="the learned detector's state dict (default models/damage_unet.pt)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads of the learned detector")
+    parser.add_argument("--sensitivity", type=float, help="repair.sensitivity (default: the schema's)")
     args = parser.parse_args()
     cfg, enhance_cfg = schema_defaults("repair"), schema_defaults("enhance")
+    if args.sensitivity is not None:
+        cfg["sensitivity"] = args.sensitivity
     if args.creases:
         cfg["crease"] = {**cfg["crease"], "enabled": True}
     detectors: dict[str, LearnedDetector | None] = {}

@@ -42,6 +42,7 @@ class ManifestRow:
     faces: str = ""
     preset: str = ""
     damage: str = ""  # repaired share of pixels per damage type, e.g. "scratch 0.12%; dust 0.03%"
+    damage_detector: str = ""  # what found the damage: "learned", or "classical (fallback)" without its weights
     restore_backend: str = ""
     restore_model: str = ""
     restore_model_sha256: str = ""
@@ -140,7 +141,9 @@ def _fill_unique(row: ManifestRow, results: Path, logs: Path, batch: str,
     restore = read_record(results, "restore", pid) or {}
     verdict = read_record(results, "qa", pid) or {}
     row.preset = enhance.get("preset", "")
-    row.damage = (read_record(results, "repair", pid) or {}).get("shares_text", "")
+    repair = read_record(results, "repair", pid) or {}
+    row.damage = repair.get("shares_text", "")
+    row.damage_detector = {"learned": "learned", "classical": "classical (fallback)"}.get(repair.get("detector"), "")
     row.faces = str(len(faces["faces"])) if "faces" in faces else ""
     row.matting_backend = matting.get("backend", "")
     row.restore_backend = restore.get("backend", "")

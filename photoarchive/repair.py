@@ -594,12 +594,12 @@ class LearnedDetector:
 
 def load_detector(models_dir: Path, threads: int = 1) -> LearnedDetector | None:
     """The learned detector from `models_dir`/DETECTOR_FILE, or None (the classical detector runs) when the
-    file is not there or torch is not installed (said in the log). A file that is there but broken raises.
+    file is not there or torch is not installed (a warning in the log). A file that is there but broken raises.
     Torch is held to `threads` CPU threads (the job's)."""
     path = Path(models_dir) / DETECTOR_FILE
     if not path.exists():
-        log.info("repair: no %s: the classical detector runs (make it: python -m photoarchive.damage_training "
-                 "--out %s)", path, path)
+        log.warning("repair: no %s: the classical detector runs as a fallback and misses more damage (make the "
+                    "learned one, ~20 min on 2 CPU cores: python -m photoarchive.damage_training --out %s)", path, path)
         return None
     try:
         import torch

@@ -216,7 +216,8 @@ def build_rows(rows: list[dict[str, str]], results: Path, out_dir: Path,
             details.append(f"duplicate of {row['duplicate_of']}")
         if row["faces"]:
             details.append(f"faces: {row['faces']} ({row['face_detector']})")
-        for label, key in (("preset", "preset"), ("damage", "damage"), ("restore", "restore_backend"),
+        for label, key in (("preset", "preset"), ("damage", "damage"), ("damage detector", "damage_detector"),
+                           ("restore", "restore_backend"),
                            ("matting", "matting_backend"), ("largest identity distance", "identity_distance")):
             if row.get(key):
                 details.append(f"{label}: {row[key]}")

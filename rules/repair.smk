@@ -26,6 +26,6 @@ rule repair:
         mem_mb=batch_mem_mb(100, 1000),  # float copies, z-maps and masks of a strip, the image twice: ~100 B/pixel
         runtime=batch_runtime(0.1),
     conda:
-        "../envs/imaging.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/repair.py"

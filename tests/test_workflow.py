@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from workflow import REPO, copy_demo, planned_jobs, snakemake, snapshot
 
 from photoarchive.imageio import read_scan, write_image
 from photoarchive.metadata import SOURCE_ENHANCED, SOURCE_PRINT, exiftool_session, read_tags
-from photoarchive.stages import PHOTO_CHAIN, STAGES, BatchTable
+from photoarchive.models.damage_unet import DamageUNet
+from photoarchive.stages import PHOTO_CHAIN, STAGES, BatchTable, read_record
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +64,7 @@ def test_every_demo_file_is_accounted_for(demo_run):
     assert int(rows["family/Großmutter 1951.jpg"]["faces"]) == 1
     assert rows["family/Großmutter 1951.jpg"]["restore_backend"] == "classical"  # no weights in CI
     assert rows["family/Großmutter 1951.jpg"]["matting_backend"] == "classical"
+    assert {r["damage_detector"] for r in rows.values() if r["status"] != "duplicate"} == {"classical (fallback)"}
 
 
 def test_published_files_exist_beside_each_other(demo_run):
@@ -145,6 +149,8 @@ def test_tags_read_back_from_outputs(demo_run):
     assert str(final["XMP-photoarchive:Fallback"]) == "True"  # auto without GPEN weights
     stages = [h["Parameters"].split(";")[0] for h in final["XMP-xmpMM:History"]]
     assert stages == ["stage=ingest", "stage=repair", "stage=enhance", "stage=restore", "stage=publish"]
+    repair = final["XMP-xmpMM:History"][1]["Parameters"]
+    assert "backend=classical (classical fallback: model weights absent)" in repair  # no damage_unet.pt
     # what found and guarded the faces: the packaged detector and the identity embedding, with their hashes
     models = json.loads(final["XMP-photoarchive:Models"])
     assert models["detector"]["file"].startswith("retinaface-mobilenet0.25.onnx")
@@ -193,6 +199,31 @@ def test_weights_placed_in_models_re_run_the_stages_that_load_them(demo_run, tmp
     batches = len(tables(work / "results", "restore"))
     assert plan.get("restore_faces") == batches and plan.get("repair") == batches, plan
     assert "detect_faces" not in plan and "stamp" not in plan, plan
+
+
+def test_the_learned_damage_detector_runs_from_models(demo_run, tmp_path):
+    """damage_unet.pt in models/ (a tiny random net of the real architecture here): repair takes scratches
+    and dust from it, and its records, log, manifest and XMP name it and its SHA-256."""
+    work = tmp_path / "work"
+    shutil.copytree(demo_run["work"], work, symlinks=True)
+    logs = sorted((work / "logs" / "repair").glob("*.log"))
+    assert logs and all("classical detector runs as a fallback" in f.read_text(encoding="utf-8") for f in logs)
+    torch.manual_seed(0)
+    weights = work / "models" / "damage_unet.pt"
+    weights.parent.mkdir(exist_ok=True)
+    torch.save(DamageUNet().state_dict(), weights)
+    sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
+    snakemake(work, config=demo_run["config"])
+    rows = [r for r in manifest(work).values() if r["status"] != "duplicate"]
+    assert rows and {r["damage_detector"] for r in rows} == {"learned"}
+    for row in rows:
+        record = read_record(work / "results", "repair", row["photo_id"])
+        assert (record["detector"], record["model_sha256"]) == ("learned", sha256)
+    assert any("learned detector" in f.read_text(encoding="utf-8") for f in (work / "logs" / "repair").glob("*.log"))
+    with exiftool_session() as et:
+        final = read_tags(et, work / manifest(work)["family/Großmutter 1951.jpg"]["output"])
+    repair = final["XMP-xmpMM:History"][1]["Parameters"]
+    assert "backend=learned;" in repair and f"model=damage_unet.pt sha256={sha256}" in repair
 
 
 def test_second_run_after_a_retune_of_one_photo_redoes_that_photo_alone(demo_run, tmp_path):
