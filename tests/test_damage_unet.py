@@ -120,11 +120,12 @@ def test_learned_masks_follow_threshold_types_and_faces(weights):
     """All-damage probabilities: marked everywhere at sensitivity 50, nowhere for a type that is off, and
     inside a face box only above the stricter face threshold."""
     detector = R.LearnedDetector.load(weights, device="cpu")
-    detector.probabilities = lambda gray: {"scratch": np.full(gray.shape, 0.7, np.float32),
-                                           "dust": np.full(gray.shape, 0.7, np.float32)}
+    detector.probabilities = lambda gray: {"scratch": np.full(gray.shape, 0.93, np.float32),
+                                           "dust": np.full(gray.shape, 0.93, np.float32)}
     img = scene(40, 40)
     masks = R.damage_mask(img, {**CFG, "types": ["scratch"]}, detector=detector)
     assert masks["scratch"].all() and not masks["dust"].any()
     masks = R.damage_mask(img, {**CFG, "types": ["scratch"]}, faces=[(0, 0, 10, 10)], detector=detector)
     assert not masks["scratch"][:5, :5].any() and masks["scratch"][30:, 30:].all()
-    assert R.learned_threshold(50) == 0.5 and R.learned_threshold(100) < R.learned_threshold(0)
+    assert R.learned_threshold(50) == pytest.approx(0.9) and R.learned_threshold(75) == pytest.approx(0.8)
+    assert 0.5 < R.learned_threshold(100) < R.learned_threshold(50) < R.learned_threshold(0) < 1
