@@ -389,7 +389,9 @@ def test_enhance_catalogue_overrides():
 
 @pytest.mark.parametrize("tone", ["neutral", "keep"])
 def test_band_wise_enhance_matches_whole_image(monkeypatch, tone):
-    """Large scans are enhanced a band of rows at a time: the result is the whole-image one within float32 rounding."""
+    """Large scans are enhanced a band of rows at a time: the result is the whole-image one within float32
+    rounding, except where CLAHE's tile histograms amplify that rounding (a value rounded across a bin edge
+    moves its tile's mapping a little): by under 1e-4 on average and half an 8-bit level at most."""
     img = damaged(scene(150, 170))
     cfg = cfg_with(preset="strong", tone=tone)
     monkeypatch.setattr(E, "_BAND_PIXELS", 10**9)  # one band
@@ -397,7 +399,9 @@ def test_band_wise_enhance_matches_whole_image(monkeypatch, tone):
     monkeypatch.setattr(E, "_BAND_PIXELS", 1000)  # about 6 rows a band: many bands, thinner than the margins
     banded, record_banded = E.enhance(img.copy(), cfg)
     assert record_banded == record_whole
-    assert float(np.abs(banded - whole).max()) < 1e-5  # far below a 16-bit level (1.5e-5)
+    diff = np.abs(banded - whole)
+    # measured on a CPU with AVX-512: mean 1e-5, max 1.4e-3 (neutral); bands without context: mean 0.035, max 0.23
+    assert float(diff.mean()) < 1e-4 and float(diff.max()) < 0.5 / 255
 
 
 @pytest.mark.parametrize("name, kwargs", [("denoise", {"h": 12.0, "h_colour": 6.0}),
