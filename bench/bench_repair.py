@@ -8,6 +8,10 @@ bright or dark, a share of them faint; dust specks; optionally creases) on top o
 Sets (the detector's settings were tuned by looking at the `tune` set only):
 - tune:     camera, astronaut, coffee, chelsea with damage seeds 1 and 2;
 - held-out: rocket, motorcycle_left, coins, moon (real photos), seeds 11 and 12;
+- aged held-out: the same photos made old prints by `photoarchive.synthetic.aged_print_marked` (another
+            damage generator: faded, toned, soft, with sharp specks, 1-px fibres and long faint
+            near-vertical scratches; seeds 21 and 22, strength 1.5); the reference is the print before
+            its marks;
 - clean:    photos with line-like content and no damage: skimage text, page, brick, grass, gravel,
             hubble_deep_field (a real star field), and photos with drawn content: pinstripes,
             wires (thin soft dark lines across the sky) and a star field (also with grain σ 0.01).
@@ -56,12 +60,14 @@ sys.path.insert(0, str(ROOT))
 from photoarchive.enhance import enhance  # noqa: E402
 from photoarchive.qa import rgb_to_lab  # noqa: E402
 from photoarchive.repair import DAMAGE_TYPES, LearnedDetector, repair  # noqa: E402
-from photoarchive.synthetic import add_damage, toned_print  # noqa: E402
+from photoarchive.synthetic import add_damage, aged_print_marked, toned_print  # noqa: E402
 
 TUNE = ("camera", "astronaut", "coffee", "chelsea")
 TUNE_SEEDS = (1, 2)
 HELD_OUT = ("rocket", "motorcycle_left", "coins", "moon")
 HELD_OUT_SEEDS = (11, 12)
+AGED_SEEDS = (21, 22)
+AGED_STRENGTH = 1.5
 CLEAN = ("text", "page", "brick", "grass", "gravel", "hubble_deep_field")
 DRAWN = ("pinstripes", "wires", "stars")
 TONED = ("camera", "astronaut", "coffee")
@@ -146,8 +152,12 @@ def _ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return full
 
 
-def damaged_case(name: str, seed: int, cfg: dict, creases: int, detector: LearnedDetector | None) -> dict:
-    clean, damaged, truth = add_damage(photo(name), seed, creases=creases)
+def damaged_case(name: str, seed: int, cfg: dict, creases: int, detector: LearnedDetector | None,
+                 aged: bool = False) -> dict:
+    if aged:  # the aged print before its marks is the reference
+        damaged, clean, truth = aged_print_marked(photo(name), seed, strength=AGED_STRENGTH)
+    else:
+        clean, damaged, truth = add_damage(photo(name), seed, creases=creases)
     started, cpu = time.perf_counter(), time.process_time()
     repaired, found, _ = repair(damaged, cfg, detector=detector)  # found: damage_mask's masks
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -280,6 +290,8 @@ def main() -> None:
         found = []
         for label, names, seeds in (("tune", TUNE, TUNE_SEEDS), ("held-out", HELD_OUT, HELD_OUT_SEEDS)):
             found += summarise(label, [damaged_case(n, s, cfg, args.creases, detector) for n in names for s in seeds])
+        found += summarise("aged held-out", [damaged_case(n, s, cfg, 0, detector, aged=True)
+                                             for n in HELD_OUT for s in AGED_SEEDS])
         if not args.quick:
             found += false_repair(cfg, detector)
             found += [memory_row(cfg, detector)]

@@ -14,8 +14,9 @@ into wood grain). Each crop is scaled, faded or given more contrast, softened; t
 them, line-like picture content that is NOT damage is drawn (text, ruled or not, grids and parallel
 stripes, sagging wires, star fields, outlined round shapes);
 then `photoarchive.synthetic.add_damage` adds grain, scratches and dust with their masks (the same
-generator as the benchmark, drawn with other seeds and counts). The net learns [scratch, dust] per
-pixel (binary cross-entropy, positives weighted).
+generator as the benchmark, drawn with other seeds and counts), or, on 30 % of crops, grain and the
+surface marks of `photoarchive.synthetic.aged_print` (specks, 1-px fibres, long faint scratches).
+The net learns [scratch, dust] per pixel (binary cross-entropy, positives weighted).
 
 Reproducible: every batch comes from numpy generators seeded by (seed, step), torch is seeded, runs
 deterministic algorithms on `threads` CPU threads; the same command gives the same weights file.
@@ -36,7 +37,7 @@ import torch
 from torch.nn import functional as F
 
 from photoarchive.models.damage_unet import CLASSES, DamageUNet, parameter_count
-from photoarchive.synthetic import add_damage
+from photoarchive.synthetic import add_damage, surface_marks
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class TrainConfig:
     pos_weight: float = 4.0  # scratch and dust pixels are a few % of a crop
     content_share: float = 0.35  # crops with drawn line-like content (negatives)
     texture_share: float = 0.35  # crops of a drawn texture instead of a photo (negatives)
+    print_marks_share: float = 0.3  # crops damaged as aged_print damages a print, not by add_damage
 
 
 def training_photos() -> list[np.ndarray]:
@@ -304,11 +306,28 @@ def sample(rng: np.random.Generator, photos: list[np.ndarray], cfg: TrainConfig)
     img = _soft(img.astype(np.float32), rng.uniform(0.0, 1.0) if rng.random() < 0.5 else 0.0)
     if rng.random() < cfg.content_share:
         img = draw_content(rng, img).astype(np.float32)
-    _, damaged, masks = add_damage(img, int(rng.integers(0, 2**31)), scratches=int(rng.integers(0, 4)),
-                                   dust=int(rng.integers(0, 12)), grain=float(rng.uniform(0.003, 0.025)))
-    gray = damaged[..., 0]  # add_damage keeps gray images gray: its three channels are equal
+    if rng.random() < cfg.print_marks_share:
+        gray, masks = print_marks(rng, img)
+    else:
+        _, damaged, masks = add_damage(img, int(rng.integers(0, 2**31)), scratches=int(rng.integers(0, 4)),
+                                       dust=int(rng.integers(0, 12)), grain=float(rng.uniform(0.003, 0.025)))
+        gray = damaged[..., 0]  # add_damage keeps gray images gray: its three channels are equal
     target = np.stack([masks[c] for c in CLASSES]).astype(np.float32)
     return gray[None], target
+
+
+def print_marks(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(`img` with grain and aged_print's sharp surface marks in any of four orientations, {scratch, dust:
+    bool mask}): 1-px fibres and long faint scratches that add_damage does not draw."""
+    h, w = img.shape
+    grainy = img + rng.normal(0, rng.uniform(0.003, 0.025), img.shape).astype(np.float32)
+    signed, kinds = surface_marks(rng, h, w, strength=float(rng.uniform(0.5, 2.0)), scale=float(rng.uniform(0.5, 1.5)))
+    turn = int(rng.integers(0, 4))
+    signed = np.rot90(signed, turn)
+    bright, dark = np.clip(signed, 0, 1), np.clip(-signed, 0, 1)
+    out = (grainy * (1 - bright) + rng.uniform(0.8, 1.0) * bright) * (1 - 0.85 * dark)
+    masks = {name: np.rot90(layer, turn) > 0.15 for name, layer in kinds.items()}
+    return np.clip(out, 0, 1).astype(np.float32), masks
 
 
 def batch(cfg: TrainConfig, step: int, photos: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

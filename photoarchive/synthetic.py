@@ -65,8 +65,18 @@ def _smooth_field(rng: np.random.Generator, h: int, w: int, cells: int) -> np.nd
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def _draw_dust(rng: np.random.Generator, h: int, w: int, strength: float, scale: float) -> np.ndarray:
-    """Dust specks, fibres and scratches as a signed H×W mask: >0 bright marks, <0 dark marks."""
+def surface_marks(rng: np.random.Generator, h: int, w: int, strength: float = 1.0, scale: float = 1.0,
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The dust specks, fibres and scratches of `aged_print`: (signed H×W mask, >0 bright marks, <0 dark;
+    {"dust": specks, "scratch": fibres and scratches} as H×W opacity in [0, 1])."""
+    kinds = {"dust": np.zeros((h, w), np.float32), "scratch": np.zeros((h, w), np.float32)}
+    return _draw_dust(rng, h, w, strength, scale, kinds), kinds
+
+
+def _draw_dust(rng: np.random.Generator, h: int, w: int, strength: float, scale: float,
+               kinds: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Dust specks, fibres and scratches as a signed H×W mask: >0 bright marks, <0 dark marks; each mark
+    also drawn into `kinds` ("dust", "scratch") when given."""
     bright = np.zeros((h, w), np.float32)
     dark = np.zeros((h, w), np.float32)
     area = h * w / (800.0 * 600.0)
@@ -75,14 +85,20 @@ def _draw_dust(rng: np.random.Generator, h: int, w: int, strength: float, scale:
         target = bright if rng.random() < 0.7 else dark
         center = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         radius = max(1, int(round(rng.uniform(0.5, 2.5) * scale)))
-        cv2.circle(target, center, radius, float(rng.uniform(0.5, 1.0)), -1, cv2.LINE_AA)
+        value = float(rng.uniform(0.5, 1.0))
+        cv2.circle(target, center, radius, value, -1, cv2.LINE_AA)
+        if kinds is not None:
+            cv2.circle(kinds["dust"], center, radius, value, -1, cv2.LINE_AA)
     n_fibres = int(round(strength * rng.uniform(1, 4) * area))
     for _ in range(n_fibres):
         target = bright if rng.random() < 0.5 else dark
         start = np.array([rng.uniform(0, w), rng.uniform(0, h)])
         steps = rng.normal(0.0, 6.0 * scale, size=(6, 2)).cumsum(axis=0)
         pts = np.round(np.vstack([start, start + steps])).astype(np.int32)
-        cv2.polylines(target, [pts], False, float(rng.uniform(0.4, 0.8)), 1, cv2.LINE_AA)
+        value = float(rng.uniform(0.4, 0.8))
+        cv2.polylines(target, [pts], False, value, 1, cv2.LINE_AA)
+        if kinds is not None:
+            cv2.polylines(kinds["scratch"], [pts], False, value, 1, cv2.LINE_AA)
     n_scratches = int(round(strength * rng.uniform(1, 3.5)))
     thickness = max(1, int(round(scale)))
     for _ in range(n_scratches):
@@ -93,7 +109,10 @@ def _draw_dust(rng: np.random.Generator, h: int, w: int, strength: float, scale:
         ys = np.linspace(y0, y0 + length, 10)
         xs = x + np.cumsum(rng.normal(0.0, 0.004 * w, size=10)) + rng.uniform(-0.1, 0.1) * (ys - y0)
         pts = np.round(np.stack([xs, ys], axis=1)).astype(np.int32)
-        cv2.polylines(bright, [pts], False, float(rng.uniform(0.35, 0.8)), thickness, cv2.LINE_AA)
+        value = float(rng.uniform(0.35, 0.8))
+        cv2.polylines(bright, [pts], False, value, thickness, cv2.LINE_AA)
+        if kinds is not None:
+            cv2.polylines(kinds["scratch"], [pts], False, value, thickness, cv2.LINE_AA)
     return np.clip(bright, 0, 1) - np.clip(dark, 0, 1)
 
 
@@ -105,11 +124,19 @@ def aged_print(image: np.ndarray, seed: int, *, strength: float = 1.0) -> np.nda
     uneven fading and vignetting, dust specks, fibres and a few scratches. Gray H×W input is accepted;
     the result is always float32 H×W×3 RGB in [0, 1].
     """
+    return aged_print_marked(image, seed, strength=strength)[0]
+
+
+def aged_print_marked(image: np.ndarray, seed: int, *, strength: float = 1.0,
+                      ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(`aged_print` of `image`, the same print before its surface marks, {scratch, dust, crease: H×W
+    bool mask of the marks at over 15 % opacity}): an old print with the ground truth of its damage."""
     if not np.isfinite(strength) or strength < 0:
         raise ValueError(f"strength must be a finite number >= 0, got {strength}")
     img = _as_rgb_float(image)
+    kinds = {"dust": np.zeros(img.shape[:2], np.float32), "scratch": np.zeros(img.shape[:2], np.float32)}
     if strength == 0:
-        return img
+        return img, img, {name: np.zeros(img.shape[:2], bool) for name in ("scratch", "dust", "crease")}
     rng = np.random.default_rng(seed)
     s = float(strength)
     h, w = img.shape[:2]
@@ -153,13 +180,14 @@ def aged_print(image: np.ndarray, seed: int, *, strength: float = 1.0) -> np.nda
     out = out * (1.0 - vignette * np.clip(r2 / 2.0, 0.0, 1.0))[:, :, None]
 
     # Dust and scratches sit on the surface: sharp, bright (light-scattering) or dark.
-    marks = _draw_dust(rng, h, w, s, scale)
+    marks = _draw_dust(rng, h, w, s, scale, kinds)
+    unmarked = np.clip(out, 0.0, 1.0).astype(np.float32)
     bright = np.clip(marks, 0, 1)[:, :, None]
     dark = np.clip(-marks, 0, 1)[:, :, None]
     out = out * (1.0 - bright) + 0.95 * tone * bright
     out = out * (1.0 - 0.85 * dark)
-
-    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+    truth = {"scratch": kinds["scratch"] > 0.15, "dust": kinds["dust"] > 0.15, "crease": np.zeros((h, w), bool)}
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False), unmarked, truth
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -3,12 +3,13 @@ record of which detector ran. Tiny, randomly initialised networks only (no real 
 
 import hashlib
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from photoarchive import repair as R
-from photoarchive.damage_training import _CONTENT, _TEXTURES, TrainConfig, draw_texture, train
+from photoarchive.damage_training import _CONTENT, _TEXTURES, TrainConfig, draw_texture, print_marks, train
 from photoarchive.models.damage_unet import CLASSES, DamageUNet, load_model, parameter_count, predict
 from tests.test_repair import CFG, scene
 
@@ -84,6 +85,18 @@ def test_textures_fill_a_square_crop():
     texture = draw_texture(np.random.default_rng(0), 40)
     assert texture.shape == (40, 40) and texture.dtype == np.float32
     assert texture.min() >= 0 and texture.max() <= 1
+
+
+def test_print_marks_are_labelled():
+    """The aged-print marks the net learns from: every pixel they visibly change is in a scratch or dust
+    target (within the 1-px antialiased rim), and the same seed gives the same crop."""
+    flat = np.full((96, 96), 0.5, np.float32)
+    out, masks = print_marks(np.random.default_rng(3), flat)
+    again, _ = print_marks(np.random.default_rng(3), flat)
+    assert np.array_equal(out, again) and masks["scratch"].any() and masks["dust"].any()
+    changed = np.abs(out - flat) > 0.15  # 6 σ of the strongest grain
+    labelled = cv2.dilate((masks["scratch"] | masks["dust"]).astype(np.uint8), np.ones((3, 3), np.uint8))
+    assert changed.any() and not (changed & (labelled == 0)).any()
 
 
 def _train(seed: int) -> dict[str, torch.Tensor]:
