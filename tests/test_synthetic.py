@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photoarchive.synthetic import ASTRONAUT_FACE_BOX, aged_print, synthetic_archive
+from photoarchive.synthetic import ASTRONAUT_FACE_BOX, aged_print, aged_print_marked, synthetic_archive
 
 DEMO = Path(__file__).resolve().parents[1] / "demo"
 
@@ -130,3 +130,15 @@ def test_demo_metadata_points_at_existing_files():
     assert (DEMO / "family" / "Großmutter 1951.jpg").read_bytes() == (
         DEMO / "unsorted" / "grandmother_copy.jpg"
     ).read_bytes()
+
+
+def test_aged_print_marked_gives_the_ground_truth_of_its_marks():
+    """The repair benchmark's aged prints: the same print as aged_print, the print before its marks, and
+    masks that hold every pixel the marks visibly changed (within their 1-px antialiased rim)."""
+    img = np.random.default_rng(0).uniform(0.3, 0.7, (200, 240, 3)).astype(np.float32)
+    aged, unmarked, truth = aged_print_marked(img, 5, strength=2.0)
+    np.testing.assert_array_equal(aged, aged_print(img, 5, strength=2.0))
+    assert truth["scratch"].any() and truth["dust"].any() and not truth["crease"].any()
+    changed = np.abs(aged - unmarked).max(axis=2) > 0.1
+    marked = cv2.dilate((truth["scratch"] | truth["dust"]).astype(np.uint8), np.ones((3, 3), np.uint8))
+    assert changed.any() and not (changed & (marked == 0)).any()
