@@ -599,7 +599,8 @@ def load_detector(models_dir: Path, threads: int = 1) -> LearnedDetector | None:
     path = Path(models_dir) / DETECTOR_FILE
     if not path.exists():
         log.warning("repair: no %s: the classical detector runs as a fallback and misses more damage (make the "
-                    "learned one, ~20 min on 2 CPU cores: python -m photoarchive.damage_training --out %s)", path, path)
+                    "learned one, about 15 min on 2 CPU cores: python -m photoarchive.damage_training --out %s)",
+                    path, path)
         return None
     try:
         import torch
