@@ -326,7 +326,7 @@ def print_marks(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray, 
     signed = np.rot90(signed, turn)
     bright, dark = np.clip(signed, 0, 1), np.clip(-signed, 0, 1)
     out = (grainy * (1 - bright) + rng.uniform(0.8, 1.0) * bright) * (1 - 0.85 * dark)
-    masks = {name: np.rot90(layer, turn) > 0.15 for name, layer in kinds.items()}
+    masks = {name: np.rot90(mask, turn) for name, mask in kinds.items()}
     return np.clip(out, 0, 1).astype(np.float32), masks
 
 

@@ -68,9 +68,10 @@ def _smooth_field(rng: np.random.Generator, h: int, w: int, cells: int) -> np.nd
 def surface_marks(rng: np.random.Generator, h: int, w: int, strength: float = 1.0, scale: float = 1.0,
                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The dust specks, fibres and scratches of `aged_print`: (signed H×W mask, >0 bright marks, <0 dark;
-    {"dust": specks, "scratch": fibres and scratches} as H×W opacity in [0, 1])."""
+    {"dust": specks, "scratch": fibres and scratches} as H×W bool masks of the marks over 15 % opacity)."""
     kinds = {"dust": np.zeros((h, w), np.float32), "scratch": np.zeros((h, w), np.float32)}
-    return _draw_dust(rng, h, w, strength, scale, kinds), kinds
+    marks = _draw_dust(rng, h, w, strength, scale, kinds)
+    return marks, {name: layer > 0.15 for name, layer in kinds.items()}
 
 
 def _draw_dust(rng: np.random.Generator, h: int, w: int, strength: float, scale: float,
@@ -134,7 +135,6 @@ def aged_print_marked(image: np.ndarray, seed: int, *, strength: float = 1.0,
     if not np.isfinite(strength) or strength < 0:
         raise ValueError(f"strength must be a finite number >= 0, got {strength}")
     img = _as_rgb_float(image)
-    kinds = {"dust": np.zeros(img.shape[:2], np.float32), "scratch": np.zeros(img.shape[:2], np.float32)}
     if strength == 0:
         return img, img, {name: np.zeros(img.shape[:2], bool) for name in ("scratch", "dust", "crease")}
     rng = np.random.default_rng(seed)
@@ -180,13 +180,13 @@ def aged_print_marked(image: np.ndarray, seed: int, *, strength: float = 1.0,
     out = out * (1.0 - vignette * np.clip(r2 / 2.0, 0.0, 1.0))[:, :, None]
 
     # Dust and scratches sit on the surface: sharp, bright (light-scattering) or dark.
-    marks = _draw_dust(rng, h, w, s, scale, kinds)
+    marks, truth = surface_marks(rng, h, w, s, scale)
     unmarked = np.clip(out, 0.0, 1.0).astype(np.float32)
     bright = np.clip(marks, 0, 1)[:, :, None]
     dark = np.clip(-marks, 0, 1)[:, :, None]
     out = out * (1.0 - bright) + 0.95 * tone * bright
     out = out * (1.0 - 0.85 * dark)
-    truth = {"scratch": kinds["scratch"] > 0.15, "dust": kinds["dust"] > 0.15, "crease": np.zeros((h, w), bool)}
+    truth["crease"] = np.zeros((h, w), bool)
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False), unmarked, truth
 
 
