@@ -34,13 +34,14 @@ Creases (long, wider folds) are found the same way on a half-size copy, kept onl
 
 Learned detector: with a `LearnedDetector` (the small U-Net of `photoarchive.models.damage_unet`, its
 weights made here by `python -m photoarchive.damage_training`), scratches and dust are its probabilities
-above a threshold set by `sensitivity` (0.5 at 50; higher inside face boxes, by `face_factor`); creases
-are still found as above. Without weights the classical detector runs, and the record says which ran.
+above a threshold set by `sensitivity` (0.9 at 50, see `learned_threshold`; higher inside face boxes,
+by `face_factor`); creases are still found as above.
+Without weights the classical detector runs, and the record says which ran.
 
-Fill: Telea inpainting (OpenCV) of a low-pass copy fills the damage with the surrounding tones; grain
-(the high-pass layer) is copied from nearby undamaged pixels at a fixed offset, so the fill has the
-grain of its surroundings rather than a smooth patch. Inside face boxes thresholds are higher (only
-clear damage) and the fill is the same structure-keeping one.
+Fill: Telea inpainting (OpenCV) of the image fills the damage with the surrounding tones and edges;
+grain (the high-pass layer, clipped so that edges are not copied) is added from nearby undamaged pixels
+at a fixed offset, so the fill has the grain of its surroundings rather than a smooth patch. Inside face
+boxes thresholds are higher (only clear damage) and the fill is the same structure-keeping one.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ _DENSITY_WINDOW = 61
 _COUNT_WINDOW = 101
 # A speck's ring (px from it) and how far (share of the speck's own contrast) the ring may stand out.
 _RING_INNER, _RING_OUTER, _RING_SHARE = 2, 5, 0.5
-# Grain: high-pass of the image below this Gaussian sigma (px); fill grain comes from this far away.
-_GRAIN_SIGMA = 1.5
+# Fill grain: the high-pass of the image below this Gaussian sigma (px), clipped to this many robust sigmas.
+_GRAIN_SIGMA, _GRAIN_CLIP = 1.0, 2.5
 # Rows of overlap between strips, so a component cut by a strip border is seen whole in one of them.
 _STRIP_MARGIN = 64
 # Fill tiles (px) and the context around each.
@@ -694,11 +695,11 @@ def _creases(gray: np.ndarray, cfg: dict, floor: float, faces: np.ndarray | None
 
 
 def fill(image: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.ndarray:
-    """Fill the `mask` pixels of `image`: Telea inpainting of the low-pass layer plus grain copied from
-    nearby undamaged pixels (the high-pass layer at the nearest clean offset).
+    """Fill the `mask` pixels of `image`: Telea inpainting of the image itself (the tones and edges
+    around the damage carried in) plus grain copied from nearby undamaged pixels (the high-pass layer at
+    the nearest clean offset, clipped so that an edge nearby is not copied as grain).
 
-    The low-pass layer is a normalised convolution that ignores the damage and its 2-px rim, so neither
-    the fill's tone nor the borrowed grain carries any of the damage.
+    Grain is taken only outside the damage's 2-px rim, so it carries none of the damage.
     """
     image = check_image(image)
     out = image.copy()
@@ -716,22 +717,28 @@ def fill(image: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.ndarray:
                 continue
             y0, y1, x0, x1 = max(0, ty - pad), min(h, ty + core + pad), max(0, tx - pad), min(w, tx + core + pad)
             region_mask = m8[y0:y1, x0:x1]
-            crop, valid = image[y0:y1, x0:x1], (~rim[y0:y1, x0:x1]).astype(np.float32)
-            weight = cv2.GaussianBlur(valid, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
-            low = cv2.GaussianBlur(crop * valid[..., None], (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
-            low = low / np.maximum(weight, 1e-3)[..., None]
-            unknown = (weight < 0.05).astype(np.uint8) | region_mask
+            crop, valid = image[y0:y1, x0:x1], ~rim[y0:y1, x0:x1]
             # OpenCV's float Telea is unstable on [0, 1] values (its gradient term overshoots): work in 0–255.
-            filled = np.stack([cv2.inpaint(np.ascontiguousarray(low[..., c] * np.float32(255)), unknown, radius,
+            filled = np.stack([cv2.inpaint(np.ascontiguousarray(crop[..., c] * np.float32(255)), region_mask, radius,
                                            cv2.INPAINT_TELEA) for c in range(3)], axis=-1) * np.float32(1 / 255)
-            high = (crop - filled) * valid[..., None]
-            grain = _borrow_grain(high, valid > 0, region_mask)
+            grain = _borrow_grain(_grain_layer(crop, valid), valid, region_mask)
             # Only the tile's own pixels are written; its margin is someone else's tile.
             sel = np.zeros(region_mask.shape, bool)
             sel[ty - y0:ty - y0 + core, tx - x0:tx - x0 + core] = region_mask[ty - y0:ty - y0 + core,
                                                                                tx - x0:tx - x0 + core] > 0
             out[y0:y1, x0:x1][sel] = filled[sel] + grain[sel]
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _grain_layer(crop: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """H×W×3 grain of a crop: its high-pass below `_GRAIN_SIGMA`, zero outside `valid`, clipped to
+    `_GRAIN_CLIP` robust sigmas of the valid pixels (grain passes, the step of an edge does not)."""
+    high = (crop - cv2.GaussianBlur(crop, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)) * valid[..., None]
+    if not valid.any():
+        return high
+    sigma = 1.4826 * float(np.median(np.abs(high[valid]))) + 1e-4  # MAD of the grain
+    limit = np.float32(_GRAIN_CLIP * sigma)
+    return np.clip(high, -limit, limit)
 
 
 def _borrow_grain(high: np.ndarray, valid: np.ndarray, region_mask: np.ndarray) -> np.ndarray:
