@@ -1,6 +1,6 @@
 """Train the damage U-Net (`photoarchive.models.damage_unet`) here, offline and reproducibly.
 
-    python -m photoarchive.damage_training --out models/damage_unet.pt [--steps 3000] [--seed 0]
+    python -m photoarchive.damage_training --out models/damage_unet.pt [--steps 8000] [--seed 0]
 
 Data: random crops of real photographs shipped with installed packages (scikit-image, matplotlib),
 never the repair benchmark's held-out photos (rocket, motorcycle_left and its twin motorcycle_right,
@@ -53,7 +53,7 @@ EXCLUDED = ("rocket", "motorcycle_left", "motorcycle_right", "coins", "moon", "t
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 3000
+    steps: int = 8000
     batch: int = 12
     crop: int = 128
     lr: float = 3e-3
