@@ -168,6 +168,12 @@ def model_files(stage):
     return [str(path) for path in found if path.is_file()]
 
 
+def models_dir(wildcards):
+    """models_dir, as a param of the rules that load weights: given by a function, since `snakemake --lint`
+    takes a plain string that prefixes the rule's inputs (the weights there) for a hardcoded path."""
+    return config["models_dir"]
+
+
 def stage_log(stage):
     return f"logs/{stage}/{{batch}}.log"
 

@@ -18,7 +18,7 @@ rule detect_faces:
     params:
         photos=batch_members,
         cfg=config["faces"],
-        models_dir=config["models_dir"],
+        models_dir=models_dir,
     threads: 1
     resources:
         mem_mb=batch_mem_mb(16, 1000),  # the photo; detection on a capped copy: measured 12 B/pixel at 108 MP

@@ -19,7 +19,7 @@ rule matte:
     params:
         photos=batch_members,
         cfg=config["matting"],
-        models_dir=config["models_dir"],
+        models_dir=models_dir,
     threads: 1
     resources:
         # photo, alpha and foreground in float: measured 29 B/pixel (8-bit 108 MP), 30 (16-bit 48 MP)

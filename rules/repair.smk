@@ -20,7 +20,7 @@ rule repair:
         photos=batch_members,
         cfg=config["repair"],
         catalogue=tuned_rows("repair"),
-        models_dir=config["models_dir"],  # damage_unet.pt there: the learned detector (else classical)
+        models_dir=models_dir,  # damage_unet.pt there: the learned detector (else classical)
     threads: 1
     resources:
         mem_mb=batch_mem_mb(100, 1000),  # float copies, z-maps and masks of a strip, the image twice: ~100 B/pixel

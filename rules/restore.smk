@@ -22,7 +22,7 @@ rule restore_faces:
         photos=batch_members,
         catalogue=tuned_rows("restore"),
         cfg=config["restore"],
-        models_dir=config["models_dir"],
+        models_dir=models_dir,
     threads: 2
     resources:
         gpu=1,
