@@ -53,10 +53,10 @@ demo: setup models/damage_unet.pt
 
 # weights of the learned damage detector (repair uses models/damage_unet.pt; without it the classical
 # fallback runs and says so): trained here, offline, from photos inside installed packages, about 30 min
-# on 2 CPU cores, once (delete the file to train again); never committed
+# on 2 CPU cores, once, and again when the net or its training changes (or the file is deleted); never committed
 damage-model: models/damage_unet.pt
 
-models/damage_unet.pt: | $(VENV)/.installed
+models/damage_unet.pt: photoarchive/models/damage_unet.py photoarchive/damage_training.py | $(VENV)/.installed
 	@echo "Training the damage detector once (about 30 min on 2 CPU cores): $@"
 	$(BIN)/python -m photoarchive.damage_training --out $@
 

@@ -35,8 +35,8 @@ Creases (long, wider folds) are found the same way on a half-size copy, kept onl
 Learned detector: with a `LearnedDetector` (the small U-Net of `photoarchive.models.damage_unet`, its
 weights made here by `python -m photoarchive.damage_training`), scratches and dust are its probabilities
 above a threshold set by `sensitivity` (0.9 at 50, see `learned_threshold`; higher inside face boxes,
-by `face_factor`); creases are still found as above.
-Without weights the classical detector runs, and the record says which ran.
+by `face_factor`); creases are still found as above. Without weights the classical detector runs, and
+the record says which ran.
 
 Fill: Telea inpainting (OpenCV) of the image fills the damage with the surrounding tones and edges;
 grain (the high-pass layer, clipped so that edges are not copied) is added from nearby undamaged pixels
