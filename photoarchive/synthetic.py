@@ -75,9 +75,9 @@ def surface_marks(rng: np.random.Generator, h: int, w: int, strength: float = 1.
 
 
 def _draw_dust(rng: np.random.Generator, h: int, w: int, strength: float, scale: float,
-               kinds: dict[str, np.ndarray] | None = None) -> np.ndarray:
+               kinds: dict[str, np.ndarray]) -> np.ndarray:
     """Dust specks, fibres and scratches as a signed H×W mask: >0 bright marks, <0 dark marks; each mark
-    also drawn into `kinds` ("dust", "scratch") when given."""
+    also drawn into its layer of `kinds` ("dust", "scratch")."""
     bright = np.zeros((h, w), np.float32)
     dark = np.zeros((h, w), np.float32)
     area = h * w / (800.0 * 600.0)
@@ -88,8 +88,7 @@ def _draw_dust(rng: np.random.Generator, h: int, w: int, strength: float, scale:
         radius = max(1, int(round(rng.uniform(0.5, 2.5) * scale)))
         value = float(rng.uniform(0.5, 1.0))
         cv2.circle(target, center, radius, value, -1, cv2.LINE_AA)
-        if kinds is not None:
-            cv2.circle(kinds["dust"], center, radius, value, -1, cv2.LINE_AA)
+        cv2.circle(kinds["dust"], center, radius, value, -1, cv2.LINE_AA)
     n_fibres = int(round(strength * rng.uniform(1, 4) * area))
     for _ in range(n_fibres):
         target = bright if rng.random() < 0.5 else dark
@@ -98,8 +97,7 @@ def _draw_dust(rng: np.random.Generator, h: int, w: int, strength: float, scale:
         pts = np.round(np.vstack([start, start + steps])).astype(np.int32)
         value = float(rng.uniform(0.4, 0.8))
         cv2.polylines(target, [pts], False, value, 1, cv2.LINE_AA)
-        if kinds is not None:
-            cv2.polylines(kinds["scratch"], [pts], False, value, 1, cv2.LINE_AA)
+        cv2.polylines(kinds["scratch"], [pts], False, value, 1, cv2.LINE_AA)
     n_scratches = int(round(strength * rng.uniform(1, 3.5)))
     thickness = max(1, int(round(scale)))
     for _ in range(n_scratches):
@@ -112,8 +110,7 @@ def _draw_dust(rng: np.random.Generator, h: int, w: int, strength: float, scale:
         pts = np.round(np.stack([xs, ys], axis=1)).astype(np.int32)
         value = float(rng.uniform(0.35, 0.8))
         cv2.polylines(bright, [pts], False, value, thickness, cv2.LINE_AA)
-        if kinds is not None:
-            cv2.polylines(kinds["scratch"], [pts], False, value, thickness, cv2.LINE_AA)
+        cv2.polylines(kinds["scratch"], [pts], False, value, thickness, cv2.LINE_AA)
     return np.clip(bright, 0, 1) - np.clip(dark, 0, 1)
 
 
