@@ -52,12 +52,12 @@ demo: setup models/damage_unet.pt
 	@echo "Review the queue: $(BIN)/python -m photoarchive.review  (then open http://127.0.0.1:8765/)"
 
 # weights of the learned damage detector (repair uses models/damage_unet.pt; without it the classical
-# fallback runs and says so): trained here, offline, from photos inside installed packages, about 30 min
+# fallback runs and says so): trained here, offline, from photos inside installed packages, about 60 min
 # on 2 CPU cores, once, and again when the net or its training changes (or the file is deleted); never committed
 damage-model: models/damage_unet.pt
 
 models/damage_unet.pt: photoarchive/models/damage_unet.py photoarchive/damage_training.py | $(VENV)/.installed
-	@echo "Training the damage detector once (about 30 min on 2 CPU cores): $@"
+	@echo "Training the damage detector once (about 60 min on 2 CPU cores): $@"
 	$(BIN)/python -m photoarchive.damage_training --out $@
 
 lint: setup

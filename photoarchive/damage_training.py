@@ -1,6 +1,6 @@
 """Train the damage U-Net (`photoarchive.models.damage_unet`) here, offline and reproducibly.
 
-    python -m photoarchive.damage_training --out models/damage_unet.pt [--steps 8000] [--seed 0]
+    python -m photoarchive.damage_training --out models/damage_unet.pt [--steps 12000] [--seed 0]
 
 Data: random crops of real photographs shipped with installed packages (scikit-image, matplotlib),
 never the repair benchmark's held-out photos (rocket, motorcycle_left and its twin motorcycle_right,
@@ -53,7 +53,7 @@ EXCLUDED = ("rocket", "motorcycle_left", "motorcycle_right", "coins", "moon", "t
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 8000
+    steps: int = 12000
     batch: int = 12
     crop: int = 128
     lr: float = 3e-3
@@ -353,7 +353,7 @@ def train(cfg: TrainConfig, report_every: int = 25) -> DamageUNet:
 
 def _train(cfg: TrainConfig, report_every: int) -> DamageUNet:
     photos = training_photos()
-    model = DamageUNet()
+    model = DamageUNet().to(memory_format=torch.channels_last)  # a third faster on the CPU than NCHW
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=cfg.lr, total_steps=max(cfg.steps, 1),
                                                    pct_start=0.15)
@@ -364,6 +364,7 @@ def _train(cfg: TrainConfig, report_every: int) -> DamageUNet:
     started, running = time.perf_counter(), 0.0
     for step in range(cfg.steps):
         x, target = batch(cfg, step, photos)
+        x = x.contiguous(memory_format=torch.channels_last)
         loss = F.binary_cross_entropy_with_logits(model(x), target, pos_weight=pos_weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

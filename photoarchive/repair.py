@@ -600,7 +600,7 @@ def load_detector(models_dir: Path, threads: int = 1) -> LearnedDetector | None:
     path = Path(models_dir) / DETECTOR_FILE
     if not path.exists():
         log.warning("repair: no %s: the classical detector runs as a fallback and misses more damage (make the "
-                    "learned one, about 30 min on 2 CPU cores: python -m photoarchive.damage_training --out %s)",
+                    "learned one, about 60 min on 2 CPU cores: python -m photoarchive.damage_training --out %s)",
                     path, path)
         return None
     try:
