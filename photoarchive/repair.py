@@ -83,6 +83,9 @@ _COUNT_WINDOW = 101
 _RING_INNER, _RING_OUTER, _RING_SHARE = 2, 5, 0.5
 # Fill grain: the high-pass of the image below this Gaussian sigma (px), clipped to this many robust sigmas.
 _GRAIN_SIGMA, _GRAIN_CLIP = 1.0, 2.5
+# A mark's own offset (how much it lightens or darkens what shows through it) is averaged along the mark
+# over a line of this many px, at the best-fitting of this many angles.
+_MARK_LENGTH, _MARK_ANGLES = 15, 16
 # Rows of overlap between strips, so a component cut by a strip border is seen whole in one of them.
 _STRIP_MARGIN = 64
 # Fill tiles (px) and the context around each.
@@ -155,12 +158,13 @@ def apply_overrides(cfg: dict, overrides: dict[str, Any]) -> dict:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _line_kernels() -> list[np.ndarray]:
+def _line_kernels(length: int = _LINE_LENGTH, angles: int = _LINE_ANGLES) -> list[np.ndarray]:
+    """Averaging kernels along a `length`-px line at each of `angles` angles over 180°."""
     kernels = []
-    half = _LINE_LENGTH // 2
-    for k in range(_LINE_ANGLES):
-        angle = math.pi * k / _LINE_ANGLES
-        kernel = np.zeros((_LINE_LENGTH, _LINE_LENGTH), np.float32)
+    half = length // 2
+    for k in range(angles):
+        angle = math.pi * k / angles
+        kernel = np.zeros((length, length), np.float32)
         dx, dy = math.cos(angle) * half, math.sin(angle) * half
         cv2.line(kernel, (round(half - dx), round(half - dy)), (round(half + dx), round(half + dy)), 1.0, 1,
                  cv2.LINE_8)
@@ -169,6 +173,7 @@ def _line_kernels() -> list[np.ndarray]:
 
 
 _KERNELS = _line_kernels()
+_MARK_KERNELS = _line_kernels(_MARK_LENGTH, _MARK_ANGLES)
 
 
 def _local_scale(residual: np.ndarray, floor: float, block: int = 32) -> np.ndarray:
@@ -694,11 +699,16 @@ def _creases(gray: np.ndarray, cfg: dict, floor: float, faces: np.ndarray | None
 # ---------------------------------------------------------------------------------------------------
 
 
-def fill(image: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.ndarray:
-    """Fill the `mask` pixels of `image`: Telea inpainting of the image itself (the tones and edges
-    around the damage carried in) plus grain copied from nearby undamaged pixels (the high-pass layer at
-    the nearest clean offset, clipped so that an edge nearby is not copied as grain).
+def fill(image: np.ndarray, mask: np.ndarray, core: np.ndarray | None = None, radius: int = 3) -> np.ndarray:
+    """Fill the `mask` pixels of `image`, keeping what shows through the damage.
 
+    Telea inpainting carries in the tones and edges around the damage. Most marks are translucent (a
+    scratch lightens or darkens the picture under it), so each `core` pixel (the damage itself; `mask` may
+    be it grown by a px or two, default: `mask`) then has the mark's offset from that fill taken off,
+    averaged along the mark (`_mark_offset`); what remains of the pixel beyond the fill is kept as its
+    own grain and detail, clipped to `_GRAIN_CLIP` grain sigmas. Where less grain shows through than
+    around (an opaque speck), grain copied from nearby undamaged pixels makes up the rest (the high-pass
+    layer at the nearest clean offset, clipped so that an edge nearby is not copied as grain).
     Grain is taken only outside the damage's 2-px rim, so it carries none of the damage.
     """
     image = check_image(image)
@@ -706,28 +716,68 @@ def fill(image: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.ndarray:
     if not mask.any():
         return out
     m8 = mask.astype(np.uint8)
+    core8 = m8 if core is None else (core & mask).astype(np.uint8)
     rim = cv2.dilate(m8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
     h, w = mask.shape
     # Work per tile that holds damage (the tile plus a margin of context): memory and time follow the
     # damage, not the scan, and a long scratch across a 100-MP scan never makes one huge region.
-    core, pad = _FILL_TILE, _FILL_PAD
-    for ty in range(0, h, core):
-        for tx in range(0, w, core):
-            if not m8[ty:ty + core, tx:tx + core].any():
+    core_px, pad = _FILL_TILE, _FILL_PAD
+    for ty in range(0, h, core_px):
+        for tx in range(0, w, core_px):
+            if not m8[ty:ty + core_px, tx:tx + core_px].any():
                 continue
-            y0, y1, x0, x1 = max(0, ty - pad), min(h, ty + core + pad), max(0, tx - pad), min(w, tx + core + pad)
+            y0, y1, x0, x1 = max(0, ty - pad), min(h, ty + core_px + pad), max(0, tx - pad), min(w, tx + core_px + pad)
             region_mask = m8[y0:y1, x0:x1]
             crop, valid = image[y0:y1, x0:x1], ~rim[y0:y1, x0:x1]
             # OpenCV's float Telea is unstable on [0, 1] values (its gradient term overshoots): work in 0–255.
             filled = np.stack([cv2.inpaint(np.ascontiguousarray(crop[..., c] * np.float32(255)), region_mask, radius,
                                            cv2.INPAINT_TELEA) for c in range(3)], axis=-1) * np.float32(1 / 255)
-            grain = _borrow_grain(_grain_layer(crop, valid), valid, region_mask)
+            grain = _grain_layer(crop, valid)
+            limit = np.float32(_GRAIN_CLIP * _grain_sigma(crop, valid))
+            own = np.clip(crop - _mark_offset(crop - filled, core8[y0:y1, x0:x1]) - filled, -limit, limit)
+            missing = _missing_grain(own, region_mask, grain, valid)
+            detail = own + missing[..., None] * _borrow_grain(grain, valid, region_mask)
             # Only the tile's own pixels are written; its margin is someone else's tile.
             sel = np.zeros(region_mask.shape, bool)
-            sel[ty - y0:ty - y0 + core, tx - x0:tx - x0 + core] = region_mask[ty - y0:ty - y0 + core,
-                                                                               tx - x0:tx - x0 + core] > 0
-            out[y0:y1, x0:x1][sel] = filled[sel] + grain[sel]
+            sel[ty - y0:ty - y0 + core_px, tx - x0:tx - x0 + core_px] = region_mask[ty - y0:ty - y0 + core_px,
+                                                                                 tx - x0:tx - x0 + core_px] > 0
+            out[y0:y1, x0:x1][sel] = filled[sel] + detail[sel]
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _mark_offset(offset: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """H×W×3 offset of the marks in `core` (H×W uint8): `offset` averaged over the core pixels along the
+    line through each pixel that runs furthest inside the mark (along a scratch, over a speck); 0 off it."""
+    weight = core.astype(np.float32)
+    offset = offset * weight[..., None]
+    best = np.full(core.shape, -1.0, np.float32)
+    out = np.zeros_like(offset)
+    for kernel in _MARK_KERNELS:
+        support = cv2.filter2D(weight, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+        better = support > best + 1e-6
+        total = cv2.filter2D(offset, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+        out[better] = total[better] / np.maximum(support[better], 1e-6)[:, None]
+        best = np.maximum(best, support)
+    out[core == 0] = 0
+    return out
+
+
+def _missing_grain(own: np.ndarray, region: np.ndarray, grain: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """H×W share (0–1, in amplitude) of the surroundings' grain that the filled pixels' own detail lacks."""
+    own_high = own - cv2.GaussianBlur(own, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
+    inside = region.astype(np.float32)
+    energy = cv2.boxFilter(np.mean(own_high**2, axis=2) * inside, -1, (5, 5), normalize=False)
+    energy /= np.maximum(cv2.boxFilter(inside, -1, (5, 5), normalize=False), 1.0)
+    around = float(np.mean(grain[valid] ** 2)) if valid.any() else 0.0
+    if around <= 0:
+        return np.zeros(region.shape, np.float32)
+    return np.sqrt(np.clip(1.0 - energy / around, 0.0, 1.0))
+
+
+def _grain_sigma(crop: np.ndarray, valid: np.ndarray) -> float:
+    """Robust sigma (1.4826 × MAD) of the crop's high-pass below `_GRAIN_SIGMA` over the `valid` pixels."""
+    high = crop - cv2.GaussianBlur(crop, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
+    return 1.4826 * float(np.median(np.abs(high[valid]))) + 1e-4 if valid.any() else 1e-4
 
 
 def _grain_layer(crop: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -736,8 +786,7 @@ def _grain_layer(crop: np.ndarray, valid: np.ndarray) -> np.ndarray:
     high = (crop - cv2.GaussianBlur(crop, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)) * valid[..., None]
     if not valid.any():
         return high
-    sigma = 1.4826 * float(np.median(np.abs(high[valid]))) + 1e-4  # MAD of the grain
-    limit = np.float32(_GRAIN_CLIP * sigma)
+    limit = np.float32(_GRAIN_CLIP * _grain_sigma(crop, valid))
     return np.clip(high, -limit, limit)
 
 
@@ -807,14 +856,15 @@ def repair(image: np.ndarray, cfg: dict, faces: Sequence[Sequence[float]] | None
     for mask in masks.values():
         union |= mask
     grow = int(cfg["dilate"])
+    region = union
     if grow > 0:
-        union = cv2.dilate(union.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
-                           ).astype(bool)
-    out = fill(image, union)
+        region = cv2.dilate(union.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
+                            ).astype(bool)
+    out = fill(image, region, core=union)
     shares = {t: round(float(masks[t].mean()), 6) for t in DAMAGE_TYPES}
     seconds = time.perf_counter() - started
     log.info("repair (%s detector): %s in %.2f s", used["detector"], shares_text(shares), seconds)
     record = {"enabled": True, **used, "shares": shares, "shares_text": shares_text(shares),
-              "filled_share": round(float(union.mean()), 6), "parameters": parameters,
+              "filled_share": round(float(region.mean()), 6), "parameters": parameters,
               "faces": len(faces or [])}
     return out, masks, record
