@@ -16,16 +16,17 @@ Sets (the detector's settings were tuned by looking at the `tune` set only):
             hubble_deep_field (a real star field), and photos with drawn content: pinstripes,
             wires (thin soft dark lines across the sky) and a star field (also with grain σ 0.01).
 
-Detection precision and recall are by pixel with a 2-px tolerance band: a found pixel is correct when
-it lies within 2 px of a true damage pixel (of any type), a true pixel is found when a found pixel (of
-any type) lies within 2 px. PSNR/SSIM compare with the grainy clean photo inside the damaged pixels of
-each type and over the whole photo, before (damaged input) and after repair. False repair: share of
-pixels changed by more than 1/255 on the clean photos. Tone: Lab a*b* distance (Δab) and full ΔE76 of
-the mean colour of the mid-tone pixels (L* 30-70 in the input) of toned prints before and after the
-whole enhance stage with `tone: keep` (and `neutral` for comparison). Speed: seconds per megapixel of
-`repair`, wall clock and CPU time (all threads; the wall clock of a shared machine swings with
-its load); peak memory: tracemalloc peak of a 4-megapixel run (numpy allocations; OpenCV's own buffers
-are not traced) and the process's peak RSS.
+Detection precision and recall are by pixel with a 2-px tolerance band: a found pixel is correct when it
+lies within 2 px of a true damage pixel (of any type), a true pixel is found when a found pixel (of any
+type) lies within 2 px. PSNR/SSIM compare with the grainy clean photo inside the damaged pixels of each
+type and over the whole photo, before (damaged input) and after repair. False repair: share of pixels
+changed by more than 1/255 on the clean photos. True masks: the fill alone, where the true damage is
+(grown as the stage grows what it finds), PSNR in each type before and after. Tone: Lab a*b* distance
+(Δab) and full ΔE76 of the mean colour of the mid-tone pixels (L* 30-70 in the input) of toned prints
+before and after the whole enhance stage with `tone: keep` (and `neutral` for comparison). Speed:
+seconds per megapixel of `repair`, wall clock and CPU time (all threads; the wall clock of a shared
+machine swings with its load); peak memory: tracemalloc peak of a 4-megapixel run (numpy allocations;
+OpenCV's own buffers are not traced) and the process's peak RSS.
 
     python bench/bench_repair.py            # prints the table, writes bench/out/bench_repair.csv
     python bench/bench_repair.py --detector learned   # models/damage_unet.pt; bench/out/bench_repair_learned.csv
@@ -59,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 
 from photoarchive.enhance import enhance  # noqa: E402
 from photoarchive.qa import rgb_to_lab  # noqa: E402
-from photoarchive.repair import DAMAGE_TYPES, LearnedDetector, repair  # noqa: E402
+from photoarchive.repair import DAMAGE_TYPES, LearnedDetector, fill, repair  # noqa: E402
 from photoarchive.synthetic import add_damage, aged_print_marked, toned_print  # noqa: E402
 
 TUNE = ("camera", "astronaut", "coffee", "chelsea")
@@ -210,6 +211,32 @@ def summarise(label: str, cases: list[dict]) -> list[dict]:
     return rows
 
 
+def true_mask_fill(label: str, names: tuple[str, ...], seeds: tuple[int, ...], cfg: dict, aged: bool) -> list[dict]:
+    """The fill alone: each photo filled where its true damage is (grown by `dilate` px as the stage
+    grows what it finds), PSNR in each damage type before and after (the detector's misses left out)."""
+    grow = int(cfg["dilate"])
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
+    se = {}
+    for name in names:
+        for seed in seeds:
+            if aged:
+                damaged, clean, truth = aged_print_marked(photo(name), seed, strength=AGED_STRENGTH)
+            else:
+                clean, damaged, truth = add_damage(photo(name), seed)
+            core = np.zeros(clean.shape[:2], bool)
+            for t in DAMAGE_TYPES:
+                core |= truth[t]
+            filled = fill(damaged, cv2.dilate(core.astype(np.uint8), disc).astype(bool), core=core)
+            for t in DAMAGE_TYPES:
+                sel = truth[t]
+                b, a, n = se.get(t, (0.0, 0.0, 0))
+                se[t] = (b + float(np.sum((damaged[sel].astype(np.float64) - clean[sel]) ** 2)),
+                         a + float(np.sum((filled[sel].astype(np.float64) - clean[sel]) ** 2)), n + int(sel.sum()))
+    return [{"set": f"{label}, true masks", "type": t, "images": len(names) * len(seeds), "true_px": n,
+             "psnr_region_before": 10 * np.log10(3 * n / b), "psnr_region_after": 10 * np.log10(3 * n / a)}
+            for t, (b, a, n) in se.items() if n]
+
+
 def false_repair(cfg: dict, detector: LearnedDetector | None) -> list[dict]:
     rows = []
     for name in CLEAN + DRAWN:
@@ -271,10 +298,13 @@ def main() -> None:
                         help="the learned detector's state dict (default models/damage_unet.pt)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads of the learned detector")
     parser.add_argument("--sensitivity", type=float, help="repair.sensitivity (default: the schema's)")
+    parser.add_argument("--dilate", type=int, help="repair.dilate (default: the schema's)")
     args = parser.parse_args()
     cfg, enhance_cfg = schema_defaults("repair"), schema_defaults("enhance")
     if args.sensitivity is not None:
         cfg["sensitivity"] = args.sensitivity
+    if args.dilate is not None:
+        cfg["dilate"] = args.dilate
     if args.creases:
         cfg["crease"] = {**cfg["crease"], "enabled": True}
     detectors: dict[str, LearnedDetector | None] = {}
@@ -296,7 +326,10 @@ def main() -> None:
             found += false_repair(cfg, detector)
             found += [memory_row(cfg, detector)]
         rows += [{"detector": kind, **r} for r in found]
-    if not args.quick and "classical" in detectors:  # enhance's rows: the same whatever the detector
+    # The fill with the true masks, and enhance's rows: the same whatever the detector.
+    rows += [{"detector": "none", **r} for r in true_mask_fill("held-out", HELD_OUT, HELD_OUT_SEEDS, cfg, aged=False)
+             + true_mask_fill("aged held-out", HELD_OUT, AGED_SEEDS, cfg, aged=True)]
+    if not args.quick and "classical" in detectors:
         rows += tone_rows(enhance_cfg)
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
