@@ -173,7 +173,8 @@ def _line_kernels(length: int = _LINE_LENGTH, angles: int = _LINE_ANGLES) -> lis
 
 
 _KERNELS = _line_kernels()
-_MARK_KERNELS = _line_kernels(_MARK_LENGTH, _MARK_ANGLES)
+# The taps of each mark line: (dy, dx) offsets of its pixels from the centre, one K×2 array an angle.
+_MARK_TAPS = [np.argwhere(k > 0) - _MARK_LENGTH // 2 for k in _line_kernels(_MARK_LENGTH, _MARK_ANGLES)]
 
 
 def _local_scale(residual: np.ndarray, floor: float, block: int = 32) -> np.ndarray:
@@ -747,18 +748,30 @@ def fill(image: np.ndarray, mask: np.ndarray, core: np.ndarray | None = None, ra
 
 def _mark_offset(offset: np.ndarray, core: np.ndarray) -> np.ndarray:
     """H×W×3 offset of the marks in `core` (H×W uint8): `offset` averaged over the core pixels along the
-    line through each pixel that runs furthest inside the mark (along a scratch, over a speck); 0 off it."""
-    weight = core.astype(np.float32)
-    offset = offset * weight[..., None]
-    best = np.full(core.shape, -1.0, np.float32)
+    line through each pixel that lies most inside the mark (along a scratch, over a speck); 0 off it.
+
+    Gathered at the mark's own pixels only (a few % of a tile), not convolved over the whole tile."""
     out = np.zeros_like(offset)
-    for kernel in _MARK_KERNELS:
-        support = cv2.filter2D(weight, -1, kernel, borderType=cv2.BORDER_CONSTANT)
-        better = support > best + 1e-6
-        total = cv2.filter2D(offset, -1, kernel, borderType=cv2.BORDER_CONSTANT)
-        out[better] = total[better] / np.maximum(support[better], 1e-6)[:, None]
-        best = np.maximum(best, support)
-    out[core == 0] = 0
+    ys, xs = np.nonzero(core)
+    if not len(ys):
+        return out
+    h, w = core.shape
+    best = np.full(len(ys), -1.0)
+    total = np.zeros((len(ys), offset.shape[2]), np.float32)
+    count = np.ones(len(ys), np.float32)
+    for taps in _MARK_TAPS:
+        yy, xx = ys[:, None] + taps[:, 0], xs[:, None] + taps[:, 1]  # N×K pixels along the line
+        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        yy, xx = np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)
+        on_mark = inside & (core[yy, xx] > 0)
+        support = on_mark.sum(axis=1) / len(taps)  # the share of the line on the mark
+        better = support > best + 1e-6  # the first angle of the largest share wins
+        if better.any():
+            total[better] = np.einsum("nk,nkc->nc", on_mark[better].astype(np.float32),
+                                      offset[yy[better], xx[better]])
+            count[better] = on_mark[better].sum(axis=1)
+            best[better] = support[better]
+    out[ys, xs] = total / count[:, None]
     return out
 
 
