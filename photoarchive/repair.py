@@ -733,8 +733,7 @@ def fill(image: np.ndarray, mask: np.ndarray, core: np.ndarray | None = None, ra
             # OpenCV's float Telea is unstable on [0, 1] values (its gradient term overshoots): work in 0–255.
             filled = np.stack([cv2.inpaint(np.ascontiguousarray(crop[..., c] * np.float32(255)), region_mask, radius,
                                            cv2.INPAINT_TELEA) for c in range(3)], axis=-1) * np.float32(1 / 255)
-            grain = _grain_layer(crop, valid)
-            limit = np.float32(_GRAIN_CLIP * _grain_sigma(crop, valid))
+            grain, limit = _grain_layer(crop, valid)
             own = np.clip(crop - _mark_offset(crop - filled, core8[y0:y1, x0:x1]) - filled, -limit, limit)
             missing = _missing_grain(own, region_mask, grain, valid)
             detail = own + missing[..., None] * _borrow_grain(grain, valid, region_mask)
@@ -787,20 +786,14 @@ def _missing_grain(own: np.ndarray, region: np.ndarray, grain: np.ndarray, valid
     return np.sqrt(np.clip(1.0 - energy / around, 0.0, 1.0))
 
 
-def _grain_sigma(crop: np.ndarray, valid: np.ndarray) -> float:
-    """Robust sigma (1.4826 × MAD) of the crop's high-pass below `_GRAIN_SIGMA` over the `valid` pixels."""
-    high = crop - cv2.GaussianBlur(crop, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)
-    return 1.4826 * float(np.median(np.abs(high[valid]))) + 1e-4 if valid.any() else 1e-4
-
-
-def _grain_layer(crop: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """H×W×3 grain of a crop: its high-pass below `_GRAIN_SIGMA`, zero outside `valid`, clipped to
-    `_GRAIN_CLIP` robust sigmas of the valid pixels (grain passes, the step of an edge does not)."""
+def _grain_layer(crop: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """(H×W×3 grain, limit) of a crop: its high-pass below `_GRAIN_SIGMA`, zero outside `valid`, clipped to
+    the limit, `_GRAIN_CLIP` robust sigmas (1.4826 × MAD) of the valid pixels (grain passes, the step of
+    an edge does not)."""
     high = (crop - cv2.GaussianBlur(crop, (0, 0), _GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT)) * valid[..., None]
-    if not valid.any():
-        return high
-    limit = np.float32(_GRAIN_CLIP * _grain_sigma(crop, valid))
-    return np.clip(high, -limit, limit)
+    sigma = 1.4826 * float(np.median(np.abs(high[valid]))) + 1e-4 if valid.any() else 1e-4
+    limit = np.float32(_GRAIN_CLIP * sigma)
+    return np.clip(high, -limit, limit), limit
 
 
 def _borrow_grain(high: np.ndarray, valid: np.ndarray, region_mask: np.ndarray) -> np.ndarray:
