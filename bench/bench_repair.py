@@ -60,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 
 from photoarchive.enhance import enhance  # noqa: E402
 from photoarchive.qa import rgb_to_lab  # noqa: E402
-from photoarchive.repair import DAMAGE_TYPES, LearnedDetector, fill, repair  # noqa: E402
+from photoarchive.repair import DAMAGE_TYPES, LearnedDetector, fill, grown, repair  # noqa: E402
 from photoarchive.synthetic import add_damage, aged_print_marked, toned_print  # noqa: E402
 
 TUNE = ("camera", "astronaut", "coffee", "chelsea")
@@ -214,8 +214,6 @@ def summarise(label: str, cases: list[dict]) -> list[dict]:
 def true_mask_fill(label: str, names: tuple[str, ...], seeds: tuple[int, ...], cfg: dict, aged: bool) -> list[dict]:
     """The fill alone: each photo filled where its true damage is (grown by `dilate` px as the stage
     grows what it finds), PSNR in each damage type before and after (the detector's misses left out)."""
-    grow = int(cfg["dilate"])
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
     se = {}
     for name in names:
         for seed in seeds:
@@ -226,7 +224,7 @@ def true_mask_fill(label: str, names: tuple[str, ...], seeds: tuple[int, ...], c
             core = np.zeros(clean.shape[:2], bool)
             for t in DAMAGE_TYPES:
                 core |= truth[t]
-            filled = fill(damaged, cv2.dilate(core.astype(np.uint8), disc).astype(bool), core=core)
+            filled = fill(damaged, grown(core, int(cfg["dilate"])), core=core)
             for t in DAMAGE_TYPES:
                 sel = truth[t]
                 b, a, n = se.get(t, (0.0, 0.0, 0))

@@ -700,6 +700,14 @@ def _creases(gray: np.ndarray, cfg: dict, floor: float, faces: np.ndarray | None
 # ---------------------------------------------------------------------------------------------------
 
 
+def grown(mask: np.ndarray, px: int) -> np.ndarray:
+    """`mask` (H×W bool) grown by a disc of radius `px` (the margin the stage fills round what it finds)."""
+    if px <= 0:
+        return mask
+    return cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1,) * 2)
+                      ).astype(bool)
+
+
 def fill(image: np.ndarray, mask: np.ndarray, core: np.ndarray | None = None, radius: int = 3) -> np.ndarray:
     """Fill the `mask` pixels of `image`, keeping what shows through the damage.
 
@@ -861,11 +869,7 @@ def repair(image: np.ndarray, cfg: dict, faces: Sequence[Sequence[float]] | None
     union = np.zeros((h, w), bool)
     for mask in masks.values():
         union |= mask
-    grow = int(cfg["dilate"])
-    region = union
-    if grow > 0:
-        region = cv2.dilate(union.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
-                            ).astype(bool)
+    region = grown(union, int(cfg["dilate"]))
     out = fill(image, region, core=union)
     shares = {t: round(float(masks[t].mean()), 6) for t in DAMAGE_TYPES}
     seconds = time.perf_counter() - started
