@@ -1,6 +1,6 @@
 """Train the damage U-Net (`photoarchive.models.damage_unet`) here, offline and reproducibly.
 
-    python -m photoarchive.damage_training --out models/damage_unet.pt [--steps 12000] [--seed 0]
+    python -m photoarchive.damage_training --out models/damage_unet.pt [--steps 10000] [--seed 0]
 
 Data: random crops of real photographs shipped with installed packages (scikit-image, matplotlib),
 never the repair benchmark's held-out photos (rocket, motorcycle_left and its twin motorcycle_right,
@@ -53,9 +53,9 @@ EXCLUDED = ("rocket", "motorcycle_left", "motorcycle_right", "coins", "moon", "t
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 12000
-    batch: int = 12
-    crop: int = 128
+    steps: int = 10000
+    batch: int = 6
+    crop: int = 192
     lr: float = 3e-3
     seed: int = 0
     threads: int = 2
@@ -309,8 +309,8 @@ def sample(rng: np.random.Generator, photos: list[np.ndarray], cfg: TrainConfig)
     if rng.random() < cfg.print_marks_share:
         gray, masks = print_marks(rng, img)
     else:
-        _, damaged, masks = add_damage(img, int(rng.integers(0, 2**31)), scratches=int(rng.integers(0, 4)),
-                                       dust=int(rng.integers(0, 12)), grain=float(rng.uniform(0.003, 0.025)))
+        _, damaged, masks = add_damage(img, int(rng.integers(0, 2**31)), scratches=int(rng.integers(0, 5)),
+                                       dust=int(rng.integers(0, 20)), grain=float(rng.uniform(0.003, 0.025)))
         gray = damaged[..., 0]  # add_damage keeps gray images gray: its three channels are equal
     target = np.stack([masks[c] for c in CLASSES]).astype(np.float32)
     return gray[None], target

@@ -3,18 +3,21 @@
 Trained here, offline, by `photoarchive.damage_training` on synthetic damage over real photographs; its
 weights (`models/damage_unet.pt`, a state dict) are never committed or downloaded.
 
-    input   1 × H × W      luminance in [0, 1], as 2 × gray - 1 (H, W multiples of 8; `predict` pads)
+    input   1 × H × W      luminance in [0, 1], as 2 × gray - 1 (H, W multiples of 16; `predict` pads)
     stem    8 × H × W      two 3×3 convs (batch norm, ReLU)
     down1   16 × H/2       max-pool, two 3×3 convs
     down2   32 × H/4
-    down3   64 × H/8       (a receptive field of about 90 px: enough to tell a scratch from an outline)
-    up2     32 × H/4       bilinear ×2, concat with down2, one 3×3 conv
+    down3   64 × H/8
+    down4   128 × H/16     (a receptive field of about 170 px: a scratch is followed across a coin or a
+                           face it crosses, and told from an outline by its length)
+    up3     64 × H/8       bilinear ×2, concat with down3, one 3×3 conv
+    up2     32 × H/4
     up1     16 × H/2
     up0     8 × H
     head    2 × H × W      1×1 conv: logits of scratch, dust
 
-About 110k parameters, ~8.5k multiply-adds per pixel. `predict` runs it in overlapping tiles (bounded
-memory on a 100-MP scan) in float32 on the CPU, float16 on CUDA.
+About 440k parameters (most in the coarse levels), ~11k multiply-adds per pixel. `predict` runs it in
+overlapping tiles (bounded memory on a 100-MP scan) in float32 on the CPU, float16 on CUDA.
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ from torch import nn
 from torch.nn import functional as F
 
 CLASSES = ("scratch", "dust")
-WIDTHS = (8, 16, 32, 64)
+WIDTHS = (8, 16, 32, 64, 128)
 _DEPTH = len(WIDTHS) - 1  # pooling steps: sizes must divide by 2**_DEPTH
 TILE = 512  # core tile side (px) of `predict`
-OVERLAP = 48  # context (px) read around each tile, more than half the receptive field
+OVERLAP = 96  # context (px) read around each tile, more than half the receptive field
 
 
 class ConvBlock(nn.Sequential):
