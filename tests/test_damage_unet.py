@@ -51,7 +51,7 @@ def test_load_state_dict_weights_only(weights):
     model = load_model(weights)
     assert not model.training
     torch.manual_seed(0)
-    same = DamageUNet().eval()
+    same = DamageUNet().eval().to(memory_format=torch.channels_last)  # as load_model lays it out
     gray = np.random.default_rng(2).random((24, 24), dtype=np.float32)
     np.testing.assert_array_equal(predict(model, gray), predict(same, gray))
 

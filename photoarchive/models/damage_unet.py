@@ -112,7 +112,8 @@ def load_model(path: Path, device: torch.device | None = None) -> DamageUNet:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ValueError(f"{path}: does not fit DamageUNet{WIDTHS} ({str(exc).splitlines()[0]}); {hint}") from exc
-    return model.to(device or torch.device("cpu")).eval()
+    # channels-last runs the convolutions about twice as fast on the CPU (the same probabilities)
+    return model.to(device or torch.device("cpu"), memory_format=torch.channels_last).eval()
 
 
 def _tiles(size: int, tile: int) -> list[int]:
